@@ -1,0 +1,5 @@
+"""pdfsolve: atomic structure of nanoparticles from X-ray pair distribution functions."""
+from .engine import ClusterBatch, DebyeGrid, PDFParameters, PDFResult, simulate_pdf, total_scattering
+
+__version__ = "0.1.0"
+__all__ = ["ClusterBatch", "DebyeGrid", "PDFParameters", "PDFResult", "simulate_pdf", "total_scattering"]
