@@ -61,4 +61,11 @@ inline void check_hist_params(const char* op, double bin_width, int64_t nbins) {
               bin_width);
 }
 
+//! Gaussian gridding: bin width, window (tau0, truncate) and bin count.
+inline void check_grid_params(const char* op, double bin_width, int64_t nbins, double tau0, double truncate) {
+  check_hist_params(op, bin_width, nbins);
+  TORCH_CHECK(std::isfinite(tau0) && tau0 > 0, op, ": tau0 must be finite and > 0, got ", tau0);
+  TORCH_CHECK(std::isfinite(truncate) && truncate > 0, op, ": truncate must be finite and > 0, got ", truncate);
+}
+
 }  // namespace pdfsolve

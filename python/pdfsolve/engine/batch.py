@@ -59,9 +59,8 @@ class ClusterBatch:
 
     def species_counts(self) -> torch.Tensor:
         """(B, S) number of atoms of each species per cluster."""
-        s = self.species.clamp(min=0)
-        onehot = torch.nn.functional.one_hot(s, max(self.n_species, 1)) * self.mask[..., None]
-        return onehot.sum(1)
+        counts = self.species.new_zeros((self.batch_size, max(self.n_species, 1)))
+        return counts.scatter_add_(1, self.species.clamp(min=0), self.mask.long())
 
     def to(self, dtype=None, device=None) -> "ClusterBatch":
         return ClusterBatch(self.pos.to(dtype=dtype, device=device), self.species.to(device=device),
