@@ -49,6 +49,7 @@ def test_batch_1000_clusters_50_150_atoms(benchmark, batch_1000, name, factory):
     benchmark.group = "1000 clusters, 50-150 atoms"
     run = factory(batch_1000)
     benchmark.extra_info["clusters"] = len(batch_1000)
+    benchmark.extra_info["torch_threads"] = torch.get_num_threads()
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     benchmark.extra_info["ms_per_cluster"] = 1e3 * benchmark.stats.stats.mean / len(batch_1000)
 
