@@ -30,6 +30,9 @@ TORCH_LIBRARY(pdfsolve, m) {
       "gaussian_pair_grid_backward(Tensor grad, Tensor pos, Tensor species, Tensor uiso, int n_species, "
       "float bin_width, int nbins, float tau0, float truncate, float rcut, float delta1, float delta2, "
       "float qbroad) -> (Tensor, Tensor)");
+  // gaussian_pair_grid's common case, one width tau0 for every pair (no U_iso, no Jeong terms): table-driven.
+  m.def("fixed_pair_grid(Tensor pos, Tensor species, int n_species, float bin_width, int nbins, float tau0, float truncate, float rcut) -> Tensor");
+  m.def("fixed_pair_grid_backward(Tensor grad, Tensor pos, Tensor species, int n_species, float bin_width, int nbins, float tau0, float truncate, float rcut) -> Tensor");
   // Pair-distance histograms per species pair with linear two-bin splatting.
   m.def("pair_histogram(Tensor pos, Tensor species, int n_species, float bin_width, int nbins) -> Tensor");
   m.def(

@@ -74,9 +74,10 @@ def test_batch_of_mixed_sizes_equals_one_by_one():
         assert _rel(res.G[k].numpy(), load_npz(p)["G"]) < 2e-7
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 3e-4)])
 def test_fast_mode_matches_diffpy(dtype, tol):
-    """Fast mode on all 45 golden clusters in one padded batch (issue bound: 1e-3 * max|G|)."""
+    """Fast mode on all 45 golden clusters in one padded batch (issue bound: 1e-3 * max|G|). Measured:
+    4.7e-7 in float64; 1.5e-4 in float32 (octa_Au_N1289: 830k pairs summed in float32), median 3e-6."""
     refs = [load_npz(p) for p in MAIN]
     atoms = [_structure_for(p) for p in MAIN]
     res = simulate_pdf(atoms, PDFParameters(), mode="fast", dtype=dtype)

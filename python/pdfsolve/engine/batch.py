@@ -9,6 +9,14 @@ import torch
 from .parameters import BISO_PER_UISO
 
 
+def _unique_rows(keys: torch.Tensor, dim=None):
+    """Unique keys, the index of one occurrence of each, and the inverse map."""
+    values, inverse = torch.unique(keys, dim=dim, return_inverse=True)
+    first = torch.empty(len(values), dtype=torch.long, device=keys.device)
+    first[inverse] = torch.arange(len(inverse), device=keys.device)
+    return values, first, inverse
+
+
 @dataclass
 class ClusterBatch:
     """B clusters of up to N atoms, padded.
@@ -61,6 +69,36 @@ class ClusterBatch:
         """(B, S) number of atoms of each species per cluster."""
         counts = self.species.new_zeros((self.batch_size, max(self.n_species, 1)))
         return counts.scatter_add_(1, self.species.clamp(min=0), self.mask.long())
+
+    def subset(self, index: torch.Tensor) -> "ClusterBatch":
+        """The clusters at ``index`` (a 1-D index tensor), with the same species table."""
+        return ClusterBatch(self.pos[index], self.species[index], self.uiso[index], list(self.symbols))
+
+    def split_by_species(self) -> list[tuple[torch.Tensor, "ClusterBatch"]]:
+        """Groups of clusters that hold the same set of elements, each with only those in its table.
+
+        Returns ``[(index, sub_batch), ...]``: a batch of mono-metallic Au and Pt clusters becomes two
+        one-species batches, so per-species-pair work scales with the elements a cluster really has.
+        """
+        present = self.species_counts() > 0  # (B, S)
+        if self.batch_size == 0 or bool(present.all()):
+            return [(torch.arange(self.batch_size, device=self.pos.device), self)]
+        if self.n_species <= 62:  # one integer per element set: a 1-D unique is far cheaper than dim=0
+            bits = torch.ones(self.n_species, dtype=torch.long, device=present.device) << torch.arange(
+                self.n_species, device=present.device)
+            _, first, inverse = _unique_rows((present.long() * bits).sum(1))
+        else:
+            _, first, inverse = _unique_rows(present, dim=0)
+        groups = []
+        for k in range(len(first)):
+            index = torch.nonzero(inverse == k).flatten()
+            kept = torch.nonzero(present[first[k]]).flatten()
+            local = torch.full((max(self.n_species, 1) + 1,), -1, dtype=torch.long, device=self.pos.device)
+            local[kept] = torch.arange(len(kept), device=self.pos.device)
+            species = local[self.species[index]]  # index -1 (padding) reads the last entry, -1
+            groups.append((index, ClusterBatch(self.pos[index], species, self.uiso[index],
+                                               [self.symbols[i] for i in kept.tolist()])))
+        return groups
 
     def to(self, dtype=None, device=None) -> "ClusterBatch":
         return ClusterBatch(self.pos.to(dtype=dtype, device=device), self.species.to(device=device),

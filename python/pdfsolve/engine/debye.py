@@ -60,25 +60,57 @@ def debye_partials(batch: ClusterBatch, qstep: float, nq: int, rmin: float, rmax
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    widths = (params.delta1, params.delta2, params.qbroad)
-    s = batch.n_species
+    partial_sum = _exact_partials if mode == "exact" else _fast_partials
+    out = partial_sum(batch, qstep, nq, rmax, params)
+    if rmin > 0:
+        out = out - partial_sum(batch, qstep, nq, rmin, params)
+    return out
 
-    def partial_sum(rcut):
-        if mode == "exact":
-            return ops.debye_partials(batch.pos, batch.species, batch.uiso, s, 0.0, qstep, nq, rcut, *widths)
-        h = fast_grid_spacing(qstep * max(nq - 1, 1))
+
+def _exact_partials(batch: ClusterBatch, qstep: float, nq: int, rcut: float, params: PDFParameters):
+    return ops.debye_partials(batch.pos, batch.species, batch.uiso, batch.n_species, 0.0, qstep, nq, rcut,
+                              params.delta1, params.delta2, params.qbroad)
+
+
+def _cluster_uiso(batch: ClusterBatch) -> torch.Tensor | None:
+    """(B,) the U_iso shared by all atoms of each cluster, or None when some cluster has several."""
+    u = batch.uiso.detach()
+    if u.shape[1] == 0:
+        return u.new_zeros(batch.batch_size)
+    hi = torch.where(batch.mask, u, torch.full_like(u, -math.inf)).amax(1)
+    lo = torch.where(batch.mask, u, torch.full_like(u, math.inf)).amin(1)
+    empty = ~batch.mask.any(1)
+    if not bool(((hi == lo) | empty).all()):
+        return None
+    return torch.where(empty, torch.zeros_like(hi), hi)
+
+
+def _fast_partials(batch: ClusterBatch, qstep: float, nq: int, rcut: float, params: PDFParameters):
+    """Gaussian gridding: bin_width h = tau0, one shared (nbins, nq) sine matrix for the batch.
+
+    With no Jeong widths and one U_iso per cluster (and no gradient wanted for U_iso) every pair gets the
+    same Gaussian (width tau0, op ``fixed_pair_grid``) and the thermal factor exp(-U Q^2) is applied per
+    cluster in Q; otherwise each pair is spread with its own width sqrt(tau0^2 + sigma_ij^2)
+    (op ``gaussian_pair_grid``). Either way the extra exp(-tau0^2 Q^2 / 2) is divided out exactly.
+    """
+    h = fast_grid_spacing(qstep * max(nq - 1, 1))
+    jeong = (params.delta1, params.delta2, params.qbroad) != (0.0, 0.0, 0.0)
+    cluster_u = None if jeong or batch.uiso.requires_grad else _cluster_uiso(batch)
+    s = batch.n_species
+    if cluster_u is not None:
+        nbins = int(math.ceil((rcut + FAST_TRUNCATE * h) / h)) + 2
+        grid = ops.fixed_pair_grid(batch.pos, batch.species, s, h, nbins, h, FAST_TRUNCATE, rcut)
+    else:
         max_u = float(batch.uiso.detach().max()) if batch.uiso.numel() else 0.0
         corr = max(1.0, 1.0 + (params.qbroad * rcut) ** 2)
         smax = math.sqrt(h * h + 2.0 * max_u * corr)
         nbins = int(math.ceil((rcut + FAST_TRUNCATE * smax) / h)) + 2
         grid = ops.gaussian_pair_grid(batch.pos, batch.species, batch.uiso, s, h, nbins, h, FAST_TRUNCATE,
-                                      rcut, *widths)
-        matrix = _fast_sine_matrix(h, nbins, qstep, nq, h, batch.pos.dtype, batch.pos.device)
-        return grid @ matrix
-
-    out = partial_sum(rmax)
-    if rmin > 0:
-        out = out - partial_sum(rmin)
+                                      rcut, params.delta1, params.delta2, params.qbroad)
+    out = grid @ _fast_sine_matrix(h, nbins, qstep, nq, h, batch.pos.dtype, batch.pos.device)
+    if cluster_u is not None:
+        q = qstep * torch.arange(nq, dtype=batch.pos.dtype, device=batch.pos.device)
+        out = out * torch.exp(-cluster_u.to(q.dtype)[:, None, None] * q**2)
     return out
 
 
@@ -86,13 +118,21 @@ def structure_function(batch: ClusterBatch, grid: DebyeGrid, mode: str = "exact"
     """Reduced structure function F(Q) = Q [S(Q) - 1] on ``grid.q``, shape (B, nq) [1/Angstrom].
 
     F(Q) = sum_{i != j} f_i f_j exp(-sigma_ij^2 Q^2 / 2) sin(Q r_ij) / r_ij / (N <f(Q)>^2) over pairs in
-    the grid's extended range, as diffpy's DebyePDFCalculator.fq (not zeroed below qmin).
+    the grid's extended range, as diffpy's DebyePDFCalculator.fq (not zeroed below qmin). Clusters are
+    summed in groups of equal element sets, so per-species-pair work follows each cluster's elements.
     """
     params = grid.params
     check_symbols(batch.symbols, params.radiation)
-    a = debye_partials(batch, grid.qstep, grid.nq, grid.extended_rmin, grid.extended_rmax, params, mode)
-    return _normalise(batch, a, torch.as_tensor(grid.q, dtype=batch.pos.dtype, device=batch.pos.device),
-                      params.radiation)
+    q = torch.as_tensor(grid.q, dtype=batch.pos.dtype, device=batch.pos.device)
+    groups = batch.split_by_species()
+    out = None if len(groups) == 1 else batch.pos.new_zeros((batch.batch_size, grid.nq))
+    for index, sub in groups:
+        a = debye_partials(sub, grid.qstep, grid.nq, grid.extended_rmin, grid.extended_rmax, params, mode)
+        fq = _normalise(sub, a, q, params.radiation)
+        if out is None:
+            return fq
+        out = out.index_copy(0, index, fq)
+    return out
 
 
 def _normalise(batch: ClusterBatch, a: torch.Tensor, q: torch.Tensor, radiation: str) -> torch.Tensor:
@@ -110,8 +150,7 @@ def _normalise(batch: ClusterBatch, a: torch.Tensor, q: torch.Tensor, radiation:
 
 def pdf_from_structure_function(fq: torch.Tensor, grid: DebyeGrid) -> torch.Tensor:
     """G(r) [1/Angstrom^2] on ``grid.r`` from F(Q) on ``grid.q``: qmin cut, sine transform, envelopes."""
-    m = grid.transform_matrix(fq.dtype, fq.device)
-    return (fq @ m) * grid.envelope(fq.dtype, fq.device)
+    return fq @ grid.transform_matrix(fq.dtype, fq.device)
 
 
 @dataclass
@@ -141,10 +180,6 @@ def _as_batch(structures, params: PDFParameters, dtype, device) -> ClusterBatch:
     return ClusterBatch.from_atoms(structures, biso=params.biso, dtype=dtype or torch.float64, device=device)
 
 
-def _batch_subset(batch: ClusterBatch, idx: torch.Tensor) -> ClusterBatch:
-    return ClusterBatch(batch.pos[idx], batch.species[idx], batch.uiso[idx], batch.symbols)
-
-
 def simulate_pdf(structures, params: PDFParameters | None = None, *, mode: str = "exact",
                  normalize: bool = False, dtype=None, device=None) -> PDFResult:
     """Simulate the X-ray (or neutron) PDF G(r) of one cluster or a batch.
@@ -165,25 +200,25 @@ def simulate_pdf(structures, params: PDFParameters | None = None, *, mode: str =
     batch = _as_batch(structures, params, dtype, device)
     r = DebyeGrid.build(params).r
     b = batch.batch_size
-    g_out = batch.pos.new_zeros((b, len(r)))
     if b == 0:
-        return PDFResult(r, g_out, params, [], batch.pos.new_zeros((0, 0)), np.zeros(0))
+        return PDFResult(r, batch.pos.new_zeros((0, len(r))), params, [], batch.pos.new_zeros((0, 0)), np.zeros(0))
     # diffpy extends the calculation range by each structure's widest peak: group clusters by it.
     max_u = torch.where(batch.mask, batch.uiso, torch.zeros_like(batch.uiso)).amax(1).detach().cpu()
-    grids, results, fq_by_group = [None] * b, [], {}
+    groups: dict[DebyeGrid, list[torch.Tensor]] = {}
     for u in torch.unique(max_u).tolist():
-        grid = DebyeGrid.build(params, u)
-        idx = torch.nonzero(max_u == u).flatten()
-        fq_by_group.setdefault(grid, []).append(idx)
-    for grid, idx_list in fq_by_group.items():
-        idx = torch.cat(idx_list).to(batch.pos.device)
-        sub = _batch_subset(batch, idx) if len(idx) < b else batch
-        fq = structure_function(sub, grid, mode)
-        g = pdf_from_structure_function(fq, grid)
-        g_out = g_out.index_copy(0, idx, g)
-        results.append((grid, idx, fq))
+        groups.setdefault(DebyeGrid.build(params, u), []).append(torch.nonzero(max_u == u).flatten())
+    grids, results = [None] * b, []
+    g_out = batch.pos.new_zeros((b, len(r))) if len(groups) > 1 else None
+    for grid, idx_list in groups.items():
+        idx = torch.cat(idx_list)
         for i in idx.tolist():
             grids[i] = grid
+        idx = idx.to(batch.pos.device)
+        sub = batch.subset(idx) if len(idx) < b else batch
+        fq = structure_function(sub, grid, mode)
+        g = pdf_from_structure_function(fq, grid)
+        g_out = g if len(groups) == 1 else g_out.index_copy(0, idx, g)
+        results.append((grid, idx, fq))
     if normalize:
         g_out = g_out / g_out.abs().amax(1, keepdim=True).clamp(min=torch.finfo(g_out.dtype).tiny)
     f_out, q_out = None, None

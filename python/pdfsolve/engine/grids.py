@@ -116,22 +116,18 @@ class DebyeGrid:
         return 1 << math.ceil(math.log2(needed))
 
     def transform_matrix(self, dtype=torch.float64, device=None) -> torch.Tensor:
-        """(nq, nr) matrix M with G = F @ M: qmin cut, sine transform, FFT-grid interpolation.
+        """(nq, nr) matrix M with G = F @ M: qmin cut, sine transform, FFT-grid interpolation, envelopes.
 
-        Envelopes (scale, qdamp) are not included. Built exactly in float64, cached.
+        Built exactly in float64 (the envelopes scale and qdamp multiply its columns), cached per dtype.
         """
-        m = _transform_matrix(self.nq, self.kmin, self.qstep, self.fft_length(), self.params.rmin,
-                              self.params.rmax, self.params.rstep)
-        return m.to(dtype=dtype, device=device)
+        return _transform_matrix(self.nq, self.kmin, self.qstep, self.fft_length(), self.params.rmin,
+                                 self.params.rmax, self.params.rstep, self.params.scale, self.params.qdamp,
+                                 dtype, torch.device(device) if device is not None else None)
 
-    def envelope(self, dtype=torch.float64, device=None) -> torch.Tensor:
-        """(nr,) r-space envelope scale * exp(-(qdamp r)^2 / 2)."""
-        r = torch.as_tensor(self.r, dtype=dtype, device=device)
-        return self.params.scale * torch.exp(-0.5 * (self.params.qdamp * r) ** 2)
 
 
 @functools.lru_cache(maxsize=32)
-def _transform_matrix(nq, kmin, qstep, npad, rmin, rmax, rstep) -> torch.Tensor:
+def _transform_matrix(nq, kmin, qstep, npad, rmin, rmax, rstep, scale, qdamp, dtype, device) -> torch.Tensor:
     r = rgrid(rmin, rmax, rstep)
     drfine = math.pi / (npad * qstep)
     x = r / drfine
@@ -145,4 +141,5 @@ def _transform_matrix(nq, kmin, qstep, npad, rmin, rmax, rstep) -> torch.Tensor:
 
     m = (2.0 / np.pi) * qstep * (sine(ilo) * (1.0 - whi) + sine(ilo + 1) * whi)
     m[:kmin] = 0.0
-    return torch.from_numpy(m)
+    m *= scale * np.exp(-0.5 * (qdamp * r) ** 2)[None, :]
+    return torch.from_numpy(m).to(dtype=dtype, device=device)

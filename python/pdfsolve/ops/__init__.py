@@ -4,6 +4,7 @@ Public functions
 ----------------
 :func:`debye_partials`   Debye sums per species pair, (B, S*S, nq), differentiable in pos and uiso.
 :func:`pair_histogram`   pair-distance histograms per species pair, (B, S*S, nbins), differentiable in pos.
+:func:`fixed_pair_grid`  the same with one Gaussian width for every pair (tabulated taps, ~4x faster).
 :func:`gaussian_pair_grid`  pairs spread on an r grid by per-pair Gaussians (the fast Debye mode), differentiable
                          in pos and uiso.
 :func:`extension_available`  whether the compiled extension ``pdfsolve._C`` was loaded.
@@ -11,11 +12,14 @@ Public functions
 Set ``PDFSOLVE_FORCE_REFERENCE=1`` to force the plain-torch implementations (:mod:`pdfsolve.ops.reference`).
 """
 from . import reference
+from ._fixed_grid import fixed_pair_grid
+from ._fixed_grid import register as _register_fixed_grid
 from ._gridding import gaussian_pair_grid
 from ._gridding import register as _register_gridding
 from ._registry import debye_partials, extension_available, force_reference, has_kernel, pair_histogram
 
 _register_gridding()
+_register_fixed_grid()
 
-__all__ = ["debye_partials", "gaussian_pair_grid", "pair_histogram", "extension_available", "force_reference", "has_kernel",
+__all__ = ["debye_partials", "fixed_pair_grid", "gaussian_pair_grid", "pair_histogram", "extension_available", "force_reference", "has_kernel",
            "reference"]
