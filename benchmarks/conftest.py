@@ -6,16 +6,16 @@ from ase.cluster import Decahedron, FaceCenteredCubic, Icosahedron, Octahedron
 
 def _parents():
     return [
-        Icosahedron("Au", 8),
-        Decahedron("Pt", 6, 3, 1),
-        Octahedron("Pd", 12, 4),
-        FaceCenteredCubic("Ag", [(1, 0, 0), (1, 1, 0), (1, 1, 1)], [7, 8, 7]),
+        Icosahedron("Au", 10),
+        Decahedron("Pt", 8, 4, 2),
+        Octahedron("Pd", 17, 6),
+        FaceCenteredCubic("Ag", [(1, 0, 0), (1, 1, 0), (1, 1, 1)], [12, 13, 12]),
     ]
 
 
 def make_clusters(sizes, seed=0):
     """Clusters with the given atom counts: the n atoms nearest a random point near the centre of a
-    large parent cluster of one of four motifs, rattled by 0.02 Angstrom."""
+    parent cluster (over 2000 atoms) of one of four motifs, rattled by 0.02 Angstrom."""
     rng = np.random.default_rng(seed)
     parents = _parents()
     out = []

@@ -9,17 +9,11 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define PDFSOLVE_HD __host__ __device__ __forceinline__
-#else
-#define PDFSOLVE_HD inline
-#endif
+#include "common/host_device.h"
+
 
 namespace pdfsolve {
 
-//! Distances (Angstrom) at or below this count as coincident atoms and are skipped (reference.COINCIDENT_TOL).
-constexpr double kCoincidentTol = 1.4901161193847656e-08;
-constexpr double kCoincidentTol2 = kCoincidentTol * kCoincidentTol;
 
 //! Jeong width factor c(r) and its derivative dc/dr; both zero where the factor is clamped at 0.
 template <typename T>

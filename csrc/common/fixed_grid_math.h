@@ -22,18 +22,12 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define PDFS_FG_HD __host__ __device__ __forceinline__
-#else
-#define PDFS_FG_HD inline
-#endif
+#include "common/host_device.h"
+
 
 namespace pdfsolve {
 namespace fixed_grid {
 
-// Distances at or below this are coincident atoms and skipped (python/pdfsolve/ops/reference.py).
-constexpr double kCoincidentTol = 1.4901161193847656e-08;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 // Table rows per unit of t times sigma (R sigma >= kRowsPerSigma), and the row count's bounds.
 constexpr int kRowsPerSigma = 64;
 constexpr int kMinRows = 16;
@@ -73,7 +67,7 @@ inline void tap_shape(double z, double inv_sigma2, double& p, double& dpdt) {
 
 // Cubic Hermite basis at s in [0, 1] and its s-derivative (T a scalar or a GCC vector type: integer literals).
 template <typename T>
-PDFS_FG_HD void hermite(T s, T& h00, T& h10, T& h01, T& h11) {
+PDFSOLVE_HD void hermite(T s, T& h00, T& h10, T& h01, T& h11) {
   const T s2 = s * s, s3 = s2 * s;
   h00 = 2 * s3 - 3 * s2 + 1;
   h10 = s3 - 2 * s2 + s;
@@ -81,7 +75,7 @@ PDFS_FG_HD void hermite(T s, T& h00, T& h10, T& h01, T& h11) {
   h11 = s3 - s2;
 }
 template <typename T>
-PDFS_FG_HD void hermite_ds(T s, T& d00, T& d10, T& d01, T& d11) {
+PDFSOLVE_HD void hermite_ds(T s, T& d00, T& d10, T& d01, T& d11) {
   const T s2 = s * s;
   d00 = 6 * s2 - 6 * s;
   d10 = 3 * s2 - 4 * s + 1;
@@ -91,14 +85,14 @@ PDFS_FG_HD void hermite_ds(T s, T& d00, T& d10, T& d01, T& d11) {
 
 // Whether bin m is inside the window of a pair at r: the reference's test |m h - r| <= truncate * tau0.
 template <typename T>
-PDFS_FG_HD bool bin_inside(T m, T r, T h, T half) {
+PDFSOLVE_HD bool bin_inside(T m, T r, T h, T half) {
   using std::fabs;
   return fabs(m * h - r) <= half;
 }
 
 // Window [lo, hi] of bins in [0, nbins) of a pair at r (exact reference test); false when empty.
 template <typename T>
-PDFS_FG_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, int64_t& hi) {
+PDFSOLVE_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, int64_t& hi) {
   using std::ceil;
   using std::floor;
   T lo_f = ceil((r - half) * inv_h);
@@ -118,7 +112,7 @@ PDFS_FG_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& l
 // dL/dr of one pair from S0 = sum_m grad_m g(x_m) and S1 = sum_m grad_m g(x_m) x_m (x_m = r_m - r):
 // d/dr [g(x)/r] = g(x) x / (tau0^2 r) - g(x) / r^2.
 template <typename T>
-PDFS_FG_HD T pair_dLdr(T r, T inv_tau2, T S0, T S1) {
+PDFSOLVE_HD T pair_dLdr(T r, T inv_tau2, T S0, T S1) {
   return S1 * inv_tau2 / r - S0 / (r * r);
 }
 

@@ -10,18 +10,12 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define PDFS_HD __host__ __device__ __forceinline__
-#else
-#define PDFS_HD inline
-#endif
+#include "common/host_device.h"
+
 
 namespace pdfsolve {
 namespace gridding {
 
-// Distances at or below this are coincident atoms and skipped (python/pdfsolve/ops/reference.py).
-constexpr double kCoincidentTol = 1.4901161193847656e-08;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 // The multiplicative recurrence re-anchors on an exact exp() every this many bins.
 constexpr int kResyncEvery = 32;
 
@@ -38,7 +32,7 @@ struct GridParams {
 };
 
 template <typename T>
-PDFS_HD GridParams<T> make_grid_params(double bin_width, int64_t nbins, double tau0, double truncate, double rcut,
+PDFSOLVE_HD GridParams<T> make_grid_params(double bin_width, int64_t nbins, double tau0, double truncate, double rcut,
                                        double delta1, double delta2, double qbroad) {
   GridParams<T> p;
   p.h = T(bin_width);
@@ -56,21 +50,21 @@ PDFS_HD GridParams<T> make_grid_params(double bin_width, int64_t nbins, double t
 
 // Unclamped Jeong factor 1 - d1/r - d2/r^2 + (qb r)^2, in the reference's order of operations.
 template <typename T>
-PDFS_HD T jeong_raw(T r, T d1, T d2, T qb) {
+PDFSOLVE_HD T jeong_raw(T r, T d1, T d2, T qb) {
   const T qr = qb * r;
   return T(1) - d1 / r - d2 / (r * r) + qr * qr;
 }
 
 // dc/dr of the unclamped factor.
 template <typename T>
-PDFS_HD T jeong_draw(T r, T d1, T d2, T qb) {
+PDFSOLVE_HD T jeong_draw(T r, T d1, T d2, T qb) {
   return d1 / (r * r) + T(2) * d2 / (r * r * r) + T(2) * qb * qb * r;
 }
 
 // Window of bins m in [0, nbins) with |m h - r| <= half, decided with the reference's arithmetic
 // (x = m*h - r, |x| <= truncate*s). Returns false when it is empty (or r, half are not finite).
 template <typename T>
-PDFS_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, int64_t& hi) {
+PDFSOLVE_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, int64_t& hi) {
   using std::ceil;
   using std::fabs;
   using std::floor;
@@ -91,7 +85,7 @@ PDFS_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, 
 
 // Bin nearest to r, clamped to [lo, hi]: the recurrence starts there and runs both ways.
 template <typename T>
-PDFS_HD int64_t window_center(T r, T inv_h, int64_t lo, int64_t hi) {
+PDFSOLVE_HD int64_t window_center(T r, T inv_h, int64_t lo, int64_t hi) {
   using std::floor;
   T c = floor(r * inv_h + T(0.5));
   if (c < T(lo)) return lo;
@@ -104,7 +98,7 @@ PDFS_HD int64_t window_center(T r, T inv_h, int64_t lo, int64_t hi) {
 template <typename T>
 struct WidthCache {
   T s2 = T(-1), s = T(0), cstep = T(0);
-  PDFS_HD void update(T new_s2, T h) {
+  PDFSOLVE_HD void update(T new_s2, T h) {
     using std::exp;
     using std::sqrt;
     if (new_s2 == s2) return;
@@ -122,7 +116,7 @@ struct PairWidth {
 
 // Width of a pair; s and the recurrence's step factor come from (and update) `cache`.
 template <typename T>
-PDFS_HD PairWidth<T> pair_width(T r, T usum, const GridParams<T>& p, WidthCache<T>& cache) {
+PDFSOLVE_HD PairWidth<T> pair_width(T r, T usum, const GridParams<T>& p, WidthCache<T>& cache) {
   PairWidth<T> w;
   w.craw = p.jeong ? jeong_raw(r, p.d1, p.d2, p.qb) : T(1);
   w.c = w.craw > T(0) ? w.craw : T(0);
@@ -139,7 +133,7 @@ PDFS_HD PairWidth<T> pair_width(T r, T usum, const GridParams<T>& p, WidthCache<
 // bins on a side re-anchor on an exact exp() every kResyncEvery bins; extreme widths (h/s > 10) take one
 // exp() per bin.
 template <typename T, typename F>
-PDFS_HD void for_each_bin(T r, T s2, T cstep, T norm, T h, T inv_h, int64_t lo, int64_t hi, F&& f) {
+PDFSOLVE_HD void for_each_bin(T r, T s2, T cstep, T norm, T h, T inv_h, int64_t lo, int64_t hi, F&& f) {
   using std::exp;
   const T inv2s2 = T(0.5) / s2;
   const int64_t m0 = window_center(r, inv_h, lo, hi);
@@ -229,7 +223,7 @@ PDFS_HD void for_each_bin(T r, T s2, T cstep, T norm, T h, T inv_h, int64_t lo, 
 // Gradient of one pair from the window sums S0 = sum grad_m f_m, S1 = sum grad_m f_m x_m,
 // S2 = sum grad_m f_m x_m^2 (x_m = r_m - r): dL/dr (r's effect on s included) and dL/d(u_i+u_j).
 template <typename T>
-PDFS_HD void pair_grad(T r, T usum, const PairWidth<T>& w, T S0, T S1, T S2, const GridParams<T>& p,
+PDFSOLVE_HD void pair_grad(T r, T usum, const PairWidth<T>& w, T S0, T S1, T S2, const GridParams<T>& p,
                        T& dLdr, T& dLdu) {
   const T inv_s2 = T(1) / w.s2;
   // df/ds = f (x^2/s^3 - 1/s);  df/dr|_s = f (x/s^2 - 1/r).

@@ -61,6 +61,14 @@ inline void check_hist_params(const char* op, double bin_width, int64_t nbins) {
               bin_width);
 }
 
+//! Every species value < n_species (negative values mark padding). Reads the tensor (one sync on CUDA).
+inline void check_species_values(const char* op, const at::Tensor& species, int64_t n_species) {
+  if (species.numel() == 0) return;
+  const int64_t top = species.max().item<int64_t>();
+  TORCH_CHECK(top < n_species, op, ": species values must be < n_species (", n_species,
+              ") or negative for padding, got ", top);
+}
+
 //! Gaussian gridding: bin width, window (tau0, truncate) and bin count.
 inline void check_grid_params(const char* op, double bin_width, int64_t nbins, double tau0, double truncate) {
   check_hist_params(op, bin_width, nbins);

@@ -543,12 +543,6 @@ void debye_backward_impl(const at::Tensor& grad, const at::Tensor& pos, const at
   }
 }
 
-void check_species_values(const char* op, const at::Tensor& sp, int64_t S) {
-  int64_t bad = 0;
-  TORCH_CHECK(species_in_range(sp.data_ptr<int64_t>(), sp.numel(), S, bad), op,
-              ": species values must be < n_species (", S, ") or negative for padding, got ", bad);
-}
-
 at::Tensor debye_partials_cpu(const at::Tensor& pos_, const at::Tensor& species_, const at::Tensor& uiso_,
                               int64_t n_species, double q0, double qstep, int64_t nq, double rcut, double delta1,
                               double delta2, double qbroad) {

@@ -32,6 +32,7 @@
 #include <immintrin.h>
 #endif
 
+#include "common/op_checks.h"
 #include "common/fixed_grid_math.h"
 
 // The baseline clone passes 32-byte vectors between always-inline helpers; they never cross a real call.
@@ -66,7 +67,7 @@ struct Tables {
   Tables(const TapGeometry& g, int W_) : geo(g), W(W_) {
     const int R = g.rows;
     const double sigma = g.tau0 / g.h, inv_s2 = 1.0 / (sigma * sigma);
-    const double norm = fixed_grid::kInvSqrt2Pi / g.tau0;
+    const double norm = kInvSqrt2Pi / g.tau0;
     tab.assign(size_t(R + 1) * 2 * W, acc_t(0));
     for (int j = 0; j <= R; ++j) {
       const double t = double(j) / R;
@@ -94,26 +95,9 @@ struct Tables {
 
 void check_inputs(const char* op, const at::Tensor& pos, const at::Tensor& species, int64_t n_species,
                   double bin_width, int64_t nbins, double tau0, double truncate) {
-  TORCH_CHECK(pos.dim() == 3 && pos.size(2) == 3, op, ": pos must have shape (B, N, 3), got ", pos.sizes());
-  TORCH_CHECK(pos.scalar_type() == at::kFloat || pos.scalar_type() == at::kDouble, op,
-              ": pos must be float32 or float64, got ", pos.scalar_type());
-  TORCH_CHECK(species.dim() == 2 && species.size(0) == pos.size(0) && species.size(1) == pos.size(1), op,
-              ": species must have shape (B, N) = ", pos.sizes().slice(0, 2), ", got ", species.sizes());
-  TORCH_CHECK(species.scalar_type() == at::kLong, op, ": species must be int64, got ", species.scalar_type());
-  TORCH_CHECK(pos.device() == species.device(), op, ": pos and species must be on one device, got ", pos.device(),
-              ", ", species.device());
-  TORCH_CHECK(n_species >= 1, op, ": n_species must be >= 1, got ", n_species);
-  TORCH_CHECK(nbins >= 0, op, ": nbins must be >= 0, got ", nbins);
-  TORCH_CHECK(std::isfinite(bin_width) && bin_width > 0, op, ": bin_width must be finite and > 0, got ", bin_width);
-  TORCH_CHECK(std::isfinite(tau0) && tau0 > 0, op, ": tau0 must be finite and > 0, got ", tau0);
-  TORCH_CHECK(std::isfinite(truncate) && truncate > 0, op, ": truncate must be finite and > 0, got ", truncate);
+  check_atoms(op, pos, species, nullptr, n_species);
+  check_grid_params(op, bin_width, nbins, tau0, truncate);
   TORCH_CHECK(truncate * tau0 / bin_width < 1e6, op, ": truncate * tau0 / bin_width must be < 1e6 (window in bins)");
-}
-
-void check_species_values(const char* op, const at::Tensor& species, int64_t S) {
-  if (species.numel() == 0) return;
-  TORCH_CHECK(species.min().item<int64_t>() >= -1 && species.max().item<int64_t>() < S, op,
-              ": species values must be in [-1, n_species = ", S, ")");
 }
 
 // Real atoms of one cluster (padding dropped), float64 structure of arrays.
@@ -130,7 +114,6 @@ void gather_atoms(const char* op, const scalar_t* pos, const int64_t* species, i
   int64_t n = 0;
   for (int64_t i = 0; i < N; ++i) {
     const int64_t s = species[i];
-    TORCH_CHECK(s >= -1 && s < S, op, ": species values must be in [-1, n_species = ", S, "), got ", s);
     if (s < 0) continue;
     c.x[n] = double(pos[3 * i]);
     c.y[n] = double(pos[3 * i + 1]);
@@ -243,7 +226,7 @@ PDFS_FG_ALWAYS_INLINE void row_pass(const Cluster& c, int64_t i, const PassParam
   using va = typename Vec4<acc_t>::type;
   const double xi = c.x[i], yi = c.y[i], zi = c.z[i];
   const int64_t j0 = i + 1, j1 = j0 + (c.n - j0 + kLanes - 1) / kLanes * kLanes;
-  const double tol2 = fixed_grid::kCoincidentTol * fixed_grid::kCoincidentTol;
+  const double tol2 = kCoincidentTol * kCoincidentTol;
   const v4d one = {1, 1, 1, 1}, mone = {-1, -1, -1, -1};
   const v4i invalid = {kInvalid, kInvalid, kInvalid, kInvalid};
   const double* __restrict__ xs = c.x.data();
@@ -558,10 +541,8 @@ at::Tensor fixed_pair_grid_cpu(const at::Tensor& pos_in, const at::Tensor& speci
   check_inputs(op, pos_in, species_in, n_species, bin_width, nbins, tau0, truncate);
   const int64_t B = pos_in.size(0), N = pos_in.size(1), S = n_species, SS = S * S;
   auto out = at::zeros({B, SS, nbins}, pos_in.options());
-  if (B == 0 || N < 2 || nbins == 0) {
-    check_species_values(op, species_in, S);
-    return out;
-  }
+  check_species_values(op, species_in, S);
+  if (B == 0 || N < 2 || nbins == 0) return out;
   TORCH_CHECK(nbins < (int64_t(1) << 30), op, ": nbins must be < 2^30, got ", nbins);
   const auto pos = pos_in.contiguous();
   const auto species = species_in.contiguous();
@@ -640,17 +621,10 @@ at::Tensor fixed_pair_grid_backward_cpu(const at::Tensor& grad_in, const at::Ten
   const char* op = "fixed_pair_grid_backward";
   check_inputs(op, pos_in, species_in, n_species, bin_width, nbins, tau0, truncate);
   const int64_t B = pos_in.size(0), N = pos_in.size(1), S = n_species, SS = S * S;
-  TORCH_CHECK(grad_in.dim() == 3 && grad_in.size(0) == B && grad_in.size(1) == SS && grad_in.size(2) == nbins, op,
-              ": grad must have shape (B, n_species**2, nbins) = (", B, ", ", SS, ", ", nbins, "), got ",
-              grad_in.sizes());
-  TORCH_CHECK(grad_in.scalar_type() == pos_in.scalar_type(), op, ": grad must have the dtype of pos (",
-              pos_in.scalar_type(), "), got ", grad_in.scalar_type());
-  TORCH_CHECK(grad_in.device() == pos_in.device(), op, ": grad must be on the device of pos");
+  check_grad(op, grad_in, pos_in, n_species, nbins, "nbins");
+  check_species_values(op, species_in, S);
   auto gpos_out = at::zeros({B, N, 3}, pos_in.options());
-  if (B == 0 || N < 2 || nbins == 0) {
-    check_species_values(op, species_in, S);
-    return gpos_out;
-  }
+  if (B == 0 || N < 2 || nbins == 0) return gpos_out;
   TORCH_CHECK(nbins < (int64_t(1) << 30), op, ": nbins must be < 2^30, got ", nbins);
   const auto grad = grad_in.contiguous();
   const auto pos = pos_in.contiguous();

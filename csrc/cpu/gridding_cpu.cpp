@@ -54,8 +54,6 @@ void gather_atoms(const scalar_t* pos, const int64_t* species, const scalar_t* u
   int64_t n = 0;
   for (int64_t i = 0; i < N; ++i) {
     const int64_t s = species[i];
-    TORCH_CHECK(s >= -1 && s < S, "gaussian_pair_grid: species values must be in [-1, n_species = ", S,
-                "), got ", s);
     if (s < 0) continue;
     c.x[n] = double(pos[3 * i]);
     c.y[n] = double(pos[3 * i + 1]);
@@ -87,7 +85,7 @@ inline void row_distances(const Cluster& c, int64_t i, RowScratch& w) {
 
 // Whether pair (i, j) counts: not coincident (reference: d^2 > tol^2), within rcut, finite.
 inline bool pair_counts(double d2, double r, double rcut) {
-  return d2 > gridding::kCoincidentTol * gridding::kCoincidentTol && r <= rcut;
+  return d2 > kCoincidentTol * kCoincidentTol && r <= rcut;
 }
 
 // Forward: all pairs (i, j > i) of the rows i in `rows` into grid (S*S, nbins), float64.
@@ -109,7 +107,7 @@ void grid_rows(const Cluster& c, int64_t S, const GridParams<double>& p, double*
       const double half = p.truncate * pw.s;
       const int64_t sj = c.s[j];
       double* row = grid + (std::min(si, sj) * S + std::max(si, sj)) * nbins;
-      const double norm = gridding::kInvSqrt2Pi / (pw.s * r);
+      const double norm = kInvSqrt2Pi / (pw.s * r);
       int64_t lo, hi;
       if (!gridding::pair_window(r, half, h, inv_h, nbins, lo, hi)) continue;
       gridding::for_each_bin(r, pw.s2, wc.cstep, norm, h, inv_h, lo, hi,
@@ -139,7 +137,7 @@ void grad_rows(const Cluster& c, int64_t S, const GridParams<double>& p, const s
       if (!gridding::pair_window(r, p.truncate * pw.s, h, p.inv_h, p.nbins, lo, hi)) continue;
       const int64_t sj = c.s[j];
       const scalar_t* grow = grad + (std::min(si, sj) * S + std::max(si, sj)) * p.nbins;
-      const double norm = gridding::kInvSqrt2Pi / (pw.s * r);
+      const double norm = kInvSqrt2Pi / (pw.s * r);
       double S0 = 0, S1 = 0, S2 = 0;
       gridding::for_each_bin(r, pw.s2, wc.cstep, norm, h, p.inv_h, lo, hi, [&](int64_t m, double x, double g) {
         const double gg = double(grow[m]) * g;
@@ -187,14 +185,8 @@ at::Tensor gaussian_pair_grid_cpu(const at::Tensor& pos_in, const at::Tensor& sp
   check_inputs(op, pos_in, species_in, uiso_in, n_species, bin_width, nbins, tau0, truncate);
   const int64_t B = pos_in.size(0), N = pos_in.size(1), S = n_species, SS = S * S;
   auto out = at::zeros({B, SS, nbins}, pos_in.options());
-  if (B == 0 || N < 2 || nbins == 0) {
-    // Still validate species values.
-    if (species_in.numel() > 0) {
-      TORCH_CHECK(species_in.min().item<int64_t>() >= -1 && species_in.max().item<int64_t>() < S, op,
-                  ": species values must be in [-1, n_species = ", S, ")");
-    }
-    return out;
-  }
+  check_species_values(op, species_in, S);
+  if (B == 0 || N < 2 || nbins == 0) return out;
   const auto pos = pos_in.contiguous();
   const auto species = species_in.contiguous();
   const auto uiso = uiso_in.contiguous();
@@ -273,12 +265,8 @@ std::tuple<at::Tensor, at::Tensor> gaussian_pair_grid_backward_cpu(
   const char* op = "gaussian_pair_grid_backward";
   check_inputs(op, pos_in, species_in, uiso_in, n_species, bin_width, nbins, tau0, truncate);
   const int64_t B = pos_in.size(0), N = pos_in.size(1), S = n_species, SS = S * S;
-  TORCH_CHECK(grad_in.dim() == 3 && grad_in.size(0) == B && grad_in.size(1) == SS && grad_in.size(2) == nbins, op,
-              ": grad must have shape (B, n_species**2, nbins) = (", B, ", ", SS, ", ", nbins, "), got ",
-              grad_in.sizes());
-  TORCH_CHECK(grad_in.scalar_type() == pos_in.scalar_type(), op, ": grad must have the dtype of pos (",
-              pos_in.scalar_type(), "), got ", grad_in.scalar_type());
-  TORCH_CHECK(grad_in.device() == pos_in.device(), op, ": grad must be on the device of pos");
+  check_grad(op, grad_in, pos_in, n_species, nbins, "nbins");
+  check_species_values(op, species_in, S);
   auto gpos_out = at::zeros({B, N, 3}, pos_in.options());
   auto gu_out = at::zeros({B, N}, pos_in.options());
   if (B == 0 || N < 2 || nbins == 0) return {gpos_out, gu_out};

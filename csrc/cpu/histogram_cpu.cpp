@@ -134,12 +134,6 @@ void hist_backward_impl(const at::Tensor& grad, const at::Tensor& pos, const at:
   }
 }
 
-void check_species_values(const char* op, const at::Tensor& sp, int64_t S) {
-  int64_t bad = 0;
-  TORCH_CHECK(species_in_range(sp.data_ptr<int64_t>(), sp.numel(), S, bad), op,
-              ": species values must be < n_species (", S, ") or negative for padding, got ", bad);
-}
-
 at::Tensor pair_histogram_cpu(const at::Tensor& pos_, const at::Tensor& species_, int64_t n_species,
                               double bin_width, int64_t nbins) {
   const char* op = "pdfsolve::pair_histogram";

@@ -57,16 +57,5 @@ inline int64_t atom_grain(int64_t n, int64_t work_per_pair) {
   return std::max<int64_t>(1, 50000 / per_unit);
 }
 
-//! Checks species values are < n_species (negative = padding) so no kernel writes out of bounds.
-inline bool species_in_range(const int64_t* sp, int64_t count, int64_t n_species, int64_t& bad) {
-  for (int64_t k = 0; k < count; ++k) {
-    if (sp[k] >= n_species) {
-      bad = sp[k];
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace cpu
 }  // namespace pdfsolve

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "common/op_checks.h"
 #include "cuda/fixed_grid_kernels.h"
 
 namespace pdfsolve {
@@ -16,19 +17,8 @@ namespace {
 void check_inputs(const char* op, const at::Tensor& pos, const at::Tensor& species, int64_t n_species,
                   double bin_width, int64_t nbins, double tau0, double truncate) {
   TORCH_CHECK(pos.is_cuda(), op, ": pos must be a CUDA tensor, got ", pos.device());
-  TORCH_CHECK(pos.dim() == 3 && pos.size(2) == 3, op, ": pos must have shape (B, N, 3), got ", pos.sizes());
-  TORCH_CHECK(pos.scalar_type() == at::kFloat || pos.scalar_type() == at::kDouble, op,
-              ": pos must be float32 or float64, got ", pos.scalar_type());
-  TORCH_CHECK(species.dim() == 2 && species.size(0) == pos.size(0) && species.size(1) == pos.size(1), op,
-              ": species must have shape (B, N) = ", pos.sizes().slice(0, 2), ", got ", species.sizes());
-  TORCH_CHECK(species.scalar_type() == at::kLong, op, ": species must be int64, got ", species.scalar_type());
-  TORCH_CHECK(species.device() == pos.device(), op, ": pos and species must be on one device, got ", pos.device(),
-              ", ", species.device());
-  TORCH_CHECK(n_species >= 1, op, ": n_species must be >= 1, got ", n_species);
-  TORCH_CHECK(nbins >= 0, op, ": nbins must be >= 0, got ", nbins);
-  TORCH_CHECK(std::isfinite(bin_width) && bin_width > 0, op, ": bin_width must be finite and > 0, got ", bin_width);
-  TORCH_CHECK(std::isfinite(tau0) && tau0 > 0, op, ": tau0 must be finite and > 0, got ", tau0);
-  TORCH_CHECK(std::isfinite(truncate) && truncate > 0, op, ": truncate must be finite and > 0, got ", truncate);
+  check_atoms(op, pos, species, nullptr, n_species);
+  check_grid_params(op, bin_width, nbins, tau0, truncate);
 }
 
 cuda::FixedGridArgs make_args(const at::Tensor& pos, int64_t n_species, double bin_width, int64_t nbins, double tau0,

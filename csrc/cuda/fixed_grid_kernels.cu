@@ -31,7 +31,7 @@ Params<T> make_params(const FixedGridArgs& a) {
   p.half = T(a.truncate * a.tau0);
   p.rcut = T(a.rcut);
   p.inv2s2 = T(0.5 / (a.tau0 * a.tau0));
-  p.norm = T(fixed_grid::kInvSqrt2Pi / a.tau0);
+  p.norm = T(kInvSqrt2Pi / a.tau0);
   p.inv_tau2 = T(1.0 / (a.tau0 * a.tau0));
   p.nbins = a.nbins;
   return p;
@@ -71,7 +71,7 @@ __device__ __forceinline__ bool load_pair(const T* pos, const int64_t* species, 
   g.dy = pi[1] - pj[1];
   g.dz = pi[2] - pj[2];
   const T d2 = g.dx * g.dx + g.dy * g.dy + g.dz * g.dz;
-  const T tol = T(fixed_grid::kCoincidentTol);
+  const T tol = T(kCoincidentTol);
   if (!(d2 > tol * tol)) return false;
   g.r = sqrt(d2);
   if (!(g.r <= rcut)) return false;

@@ -74,7 +74,7 @@ __device__ __forceinline__ bool load_pair(const T* pos, const int64_t* species, 
   g.dy = pi[1] - pj[1];
   g.dz = pi[2] - pj[2];
   const T d2 = g.dx * g.dx + g.dy * g.dy + g.dz * g.dz;
-  const T tol = T(gridding::kCoincidentTol);
+  const T tol = T(kCoincidentTol);
   if (!(d2 > tol * tol)) return false;
   g.r = sqrt(d2);
   if (!(g.r <= rcut)) return false;
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     int64_t lo, hi;
     if (!gridding::pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     T* row = grid + g.slot * p.nbins;
-    const T norm = T(gridding::kInvSqrt2Pi) / (w.s * g.r);
+    const T norm = T(kInvSqrt2Pi) / (w.s * g.r);
     window_bins(g.r, w.s2, wc.cstep, norm, p, lo, hi, [row](int64_t m, T, T v) { atomicAdd(row + m, v); });
   }
   if (kShared) {
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(kBwdThreads)
     int64_t lo, hi;
     if (!gridding::pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     const T* grow = gb + g.slot * p.nbins;
-    const T norm = T(gridding::kInvSqrt2Pi) / (w.s * g.r);
+    const T norm = T(kInvSqrt2Pi) / (w.s * g.r);
     T S0 = 0, S1 = 0, S2 = 0;
     window_bins(g.r, w.s2, wc.cstep, norm, p, lo, hi, [&](int64_t m, T x, T v) {
       const T gg = grow[m] * v;
