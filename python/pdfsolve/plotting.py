@@ -76,3 +76,28 @@ def save_pdf_plot(path, results, title: str | None = None, data=None) -> Path:
     ax.set_xlim(float(min(_numpy(r)[0] for r, _, _ in results)), float(max(_numpy(r)[-1] for r, _, _ in results)))
     ax.figure.savefig(path)
     return path
+
+
+def save_fit_plot(path, r, g_obs, g_calc, rwp: float, label: str = "fit", title: str | None = None) -> Path:
+    """The figure of a refinement, as in the papers: data (points), fit (line), and the difference
+    G_obs - G_calc offset below the curves; Rwp in the legend.
+
+    Args:
+        path: output image file.
+        r: (n,) r [Angstrom]; g_obs, g_calc: (n,) G(r) [1/Angstrom^2].
+        rwp: the fit's Rwp (dimensionless), shown in the legend.
+        label: name of the fitted model.
+    """
+    r, g_obs, g_calc = _numpy(r), _numpy(g_obs), _numpy(g_calc)
+    ax = new_axes(title)
+    diff = g_obs - g_calc
+    offset = min(g_obs.min(), g_calc.min()) - 1.2 * np.abs(diff).max() - 0.05 * np.ptp(g_obs)
+    ax.plot(r, g_obs, "o", ms=2, mfc="none", color="0.2", label="data", zorder=1)
+    ax.plot(r, g_calc, lw=1.2, color="C3", label=f"{label} (Rwp = {rwp:.3f})", zorder=2)
+    ax.plot(r, diff + offset, lw=0.9, color="C2", label="difference", zorder=2)
+    ax.axhline(offset, color="0.7", lw=0.6, zorder=0)
+    ax.set_xlim(r[0], r[-1])
+    ax.legend(fontsize="small", frameon=False)
+    path = Path(path)
+    ax.figure.savefig(path)
+    return path

@@ -1,0 +1,149 @@
+"""The cluster library: every motif's geometries within a size range, deduplicated, copied per element and scale.
+
+Geometries are built once with unit bond length (element-independent), deduplicated, then scaled to
+2 r scale [Angstrom] for every element and lattice scale. Metals never duplicate one another (the element is part
+of a cluster's identity), so the library is (unique geometries) x (elements) x (scales).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import ase
+
+from . import motifs, stacking
+from .dedupe import DEFAULT_TOL, unique_indices
+from .motifs import CENTRES, MOTIFS, retarget
+from .radii import D_BLOCK_28, METALS, bond_length
+
+#: Presets reproducing the published libraries: DeepStruc (5-200 atoms, site-centred cuts, hcp blocks, regular
+#: octahedra) and CbLDM (the same generator to 256 atoms). Both over our 28 d-block metals.
+PRESETS = {
+    "deepstruc": dict(elements=D_BLOCK_28, min_atoms=5, max_atoms=200, centres=("site",), stacking=0,
+                      hcp=("block",), truncated_octahedra=False),
+    "cbldm": dict(elements=D_BLOCK_28, min_atoms=5, max_atoms=256, centres=("site",), stacking=0,
+                  hcp=("block",), truncated_octahedra=False),
+}
+#: Sphere radii / prism sizes of the close-packed stacking cuts, in bond lengths.
+STACKING_SIZES = tuple(1.0 + 0.5 * k for k in range(40))
+#: hcp blocks of up to 8 unit cells per axis (DeepStruc's examples reach 7); ase's faceted hcp cuts to 5 layers
+#: per surface family (ase's builder is slow: ~20 ms a cluster).
+HCP_BLOCK_MAX, HCP_CUT_MAX = 8, 5
+
+
+def _layer_caps(lattice: str, max_atoms: int) -> tuple[int, int, int]:
+    """Largest useful layer count per family: beyond it the cut is either too big or saturated."""
+    l0 = 1
+    while len(motifs.cubic_cut(lattice, (l0, l0, l0))) <= max_atoms:
+        l0 += 1  # every cut with all layers >= l0 holds > max_atoms
+    spacing = motifs._PLANE_SPACING[lattice]
+    reach = math.sqrt(3.0) * max(spacing) * (l0 + 0.1)  # any polytope with some family <= l0 lies inside
+    return tuple(max(l0, math.ceil(reach / d)) for d in spacing)
+
+
+def _cubic(lattice: str, centres, hi: int):
+    """Cubic cuts over layer counts (h, k, l), skipping counts past saturation (a plane outside the polytope the
+    other families already bound: the {100} cube reaches sqrt(2) W along <110> and sqrt(3) W along <111>, the
+    {110} dodecahedron sqrt(3/2) D along <111>)."""
+    caps = _layer_caps(lattice, hi)
+    d100, d110, d111 = motifs._PLANE_SPACING[lattice]
+    for centre in [c for c in CENTRES[lattice] if centres == "all" or c in centres]:
+        for h in range(1, caps[0] + 1):
+            k_sat = math.ceil(math.sqrt(2.0) * d100 * (h + 0.1) / d110)
+            for k in range(1, min(caps[1], k_sat) + 1):
+                l_sat = math.ceil(min(math.sqrt(3.0) * d100 * (h + 0.1), math.sqrt(1.5) * d110 * (k + 0.1)) / d111)
+                previous = -1
+                for l in range(1, min(caps[2], l_sat) + 1):
+                    atoms = motifs.cubic_cut(lattice, (h, k, l), centre)
+                    if len(atoms) > hi:
+                        break
+                    if len(atoms) != previous:  # counts grow with l: an equal count is the same cut
+                        previous = len(atoms)
+                        yield atoms
+                if l == 1 and len(atoms) > hi:
+                    break
+
+
+def unit_geometries(min_atoms: int = 5, max_atoms: int = 200, motif_list=MOTIFS, centres="all",
+                    max_layers: int = 6, hcp=("block", "cut"), truncated_octahedra: bool = True) -> list[ase.Atoms]:
+    """Every generated geometry (unit bond length) with min_atoms <= N <= max_atoms, before deduplication.
+
+    centres: "all" or names from ``motifs.CENTRES`` for the cubic cuts. max_layers: stacking sequences of
+    3..max_layers layers (0: none) cut as spheres and hexagonal prisms, on a site and on a hollow.
+    hcp: "block" (DeepStruc's unit-cell blocks) and/or "cut" (ase's faceted hcp).
+    Polyhedral motifs come first, so a geometry that is also a cubic cut keeps its polyhedral label when deduped.
+    Decahedra: Marks re-entrance r <= p.
+    """
+    lo, hi = min_atoms, max_atoms
+    out = []
+    if "icosahedral" in motif_list:
+        out += list(itertools.takewhile(lambda a: len(a) <= hi, (motifs.icosahedron(n) for n in itertools.count(1))))
+    if "decahedral" in motif_list:
+        for p in itertools.count(1):
+            if len(motifs.decahedron(p, 1, 0)) > hi:
+                break
+            for q in itertools.count(1):
+                if len(motifs.decahedron(p, q, 0)) > hi:
+                    break
+                out += itertools.takewhile(lambda a: len(a) <= hi,
+                                           (motifs.decahedron(p, q, r) for r in range(p + 1)))
+    if "octahedral" in motif_list:
+        for length in itertools.count(2):
+            cutoffs = range((length - 1) // 2 + 1) if truncated_octahedra else range(1)
+            sizes = [motifs.octahedron(length, c) for c in cutoffs]
+            out += [a for a in sizes if len(a) <= hi]
+            if min(len(a) for a in sizes) > hi:
+                break
+    for lattice in ("fcc", "bcc", "sc"):
+        if lattice in motif_list:
+            out += _cubic(lattice, centres, hi)
+    if "hcp" in motif_list:
+        if "block" in hcp:
+            out += [motifs.hcp_block(s) for s in itertools.product(range(1, HCP_BLOCK_MAX + 1), repeat=3)
+                    if 2 * s[0] * s[1] * s[2] <= hi and s[0] <= s[1]]
+        if "cut" in hcp:
+            for l1, l2 in itertools.product(range(1, HCP_CUT_MAX + 1), repeat=2):
+                for l3 in range(1, HCP_CUT_MAX + 1):
+                    atoms = motifs.hcp_cut((l1, l2, l3))
+                    if len(atoms) > hi:
+                        break
+                    out.append(atoms)
+    for n_layers in range(3, max_layers + 1):
+        for seq, shape, centre in itertools.product(stacking.sequences(n_layers), stacking.SHAPES,
+                                                    stacking.CENTRES):
+            out += itertools.takewhile(lambda a: len(a) <= hi, (stacking.close_packed(seq, size, shape, centre)
+                                                                for size in STACKING_SIZES))
+    return [a for a in out if lo <= len(a) <= hi]
+
+
+def build_library(elements=None, min_atoms: int = 5, max_atoms: int = 200, scales=(1.0,), motif_list=MOTIFS,
+                  centres="all", stacking_layers: int = 6, *, preset: str | None = None,
+                  tol: float = DEFAULT_TOL) -> list[ase.Atoms]:
+    """The deduplicated cluster library.
+
+    Args:
+        elements: metal symbols (default: every metal of the radii table, ``radii.METALS``).
+        min_atoms, max_atoms: size range (inclusive); up to a few thousand atoms.
+        scales: lattice scales (bond length 2 r scale [Angstrom]), e.g. (0.97, 1.0, 1.03).
+        motif_list: subset of ``motifs.MOTIFS``; close-packed stacking cuts are added by ``stacking_layers``.
+        centres: "all" or names from ``motifs.CENTRES`` for the fcc/bcc/sc cuts.
+        stacking_layers: sequences of 3..stacking_layers layers (0: none).
+        preset: "deepstruc" or "cbldm" replaces elements, size range, centres and stacking by ``PRESETS``.
+        tol: duplicate tolerance [Angstrom] on sorted pair distances (applied at the shortest bond requested).
+
+    Returns:
+        ``ase.Atoms`` ordered by element, scale, then geometry; labels in ``info`` (see ``motifs.label``).
+    """
+    options = dict(hcp=("block", "cut"), truncated_octahedra=True)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        p = dict(PRESETS[preset])
+        elements, min_atoms, max_atoms = p.pop("elements"), p.pop("min_atoms"), p.pop("max_atoms")
+        centres, stacking_layers = p.pop("centres"), p.pop("stacking")
+        options.update(p)
+    elements = tuple(METALS if elements is None else elements)
+    geometries = unit_geometries(min_atoms, max_atoms, motif_list, centres, stacking_layers, **options)
+    shortest = min(bond_length(e, s) for e in elements for s in scales)
+    geometries = [geometries[i] for i in unique_indices(geometries, tol / shortest)]
+    return [retarget(g, e, s) for e in elements for s in scales for g in geometries]
