@@ -1,4 +1,4 @@
-"""The ``pdfsolve`` command line: ``simulate``, ``info`` and ``example``.
+"""The ``pdfsolve`` command line: ``solve``, ``simulate``, ``info`` and ``example``.
 
 Bad input (missing or malformed files, invalid parameters) prints ``pdfsolve: error: <message>`` to stderr
 and exits with status 2.
@@ -70,6 +70,30 @@ def build_parser() -> argparse.ArgumentParser:
                                          "files and plot them.")
     example.add_argument("--out", default=EXAMPLE_DIR, metavar="DIR", help="output directory")
     example.add_argument("--mode", choices=MODES, default="exact", help="Debye sum: exact pair sum or fast gridding")
+
+    solve = sub.add_parser("solve", help="find the structure behind measured PDFs (cluster mining)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           description="Refine every cluster of a motif library (fcc, bcc, sc, hcp, stacking-faulted, "
+                                       "icosahedral, decahedral, octahedral) against each measured PDF - scale, "
+                                       "expansion and U_iso - and rank the fits by Rwp. The library is built once per "
+                                       "element set and size range and cached ($PDFSOLVE_CACHE, default "
+                                       "~/.cache/pdfsolve).")
+    solve.add_argument("inputs", nargs="+", metavar="INPUT.gr", help="measured PDF file(s) G(r)")
+    solve.add_argument("-o", "--out", required=True, metavar="OUTDIR",
+                       help="output directory; results of each input go to OUTDIR/<input stem>/")
+    solve.add_argument("--top", type=int, default=5, help="number of best candidates written as rank_XX.xyz")
+    solve.add_argument("--element", action="append", metavar="EL",
+                       help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
+                            "else every metal")
+    solve.add_argument("--min-atoms", type=int, default=5, help="smallest candidate")
+    solve.add_argument("--max-atoms", type=int, default=200, help="largest candidate")
+    for name in ("qmin", "qmax", "qdamp"):
+        unit, meaning = PARAMETER_HELP[name]
+        solve.add_argument(f"--{name}", type=float, metavar="X",
+                           help=f"{meaning} [{unit}] when the file's header does not record it")
+    solve.add_argument("--rmin", type=float, metavar="X", help="start of the fitted range [Angstrom] (default 1.5)")
+    solve.add_argument("--rmax", type=float, metavar="X",
+                       help="end of the fitted range [Angstrom] (default 30, or the data's end)")
     return parser
 
 
@@ -197,7 +221,38 @@ def _cmd_example(args: argparse.Namespace) -> None:
     print(f"wrote {len(structures)} PDF files and a plot to {out}")
 
 
-COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example}
+def _cmd_solve(args: argparse.Namespace) -> None:
+    from .routes.mine import cached_library, elements_from_composition, mine, write_mining_outputs
+    from .structures.radii import METALS
+    from .target import Target
+
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1, got {args.top}")
+    if not 1 <= args.min_atoms <= args.max_atoms:
+        raise ValueError(f"need 1 <= --min-atoms <= --max-atoms, got {args.min_atoms} and {args.max_atoms}")
+    unknown = sorted(set(args.element or ()) - set(METALS))
+    if unknown:
+        raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
+    for path in args.inputs:
+        target = Target.from_file(path, qmin=args.qmin, qmax=args.qmax, qdamp=args.qdamp, rmin=args.rmin,
+                                  rmax=args.rmax)
+        elements = args.element or elements_from_composition(read_pdf(path).composition) or list(METALS)
+        print(f"{path}: Qmin {target.params.qmin:g}, Qmax {target.params.qmax:g} 1/Angstrom, fit "
+              f"{target.rmin:g}-{target.rmax:g} Angstrom; library {'/'.join(elements)}, "
+              f"{args.min_atoms}-{args.max_atoms} atoms")
+        library = cached_library(elements, args.min_atoms, args.max_atoms)
+        result = mine(target, library)
+        out = Path(args.out) / Path(path).stem
+        summary = write_mining_outputs(result, out, top=args.top)
+        print(f"  {len(library)} candidates refined -> {out}")
+        print(f"  {'rank':>4s} {'motif':14s} {'N':>5s} {'El':3s} {'Rwp':>7s} {'scale':>8s} {'expansion':>9s} {'uiso':>8s}")
+        for row in summary["top"]:
+            print(f"  {row['rank']:>4d} {str(row['motif'])[:14]:14s} {row['n_atoms']:>5d} {row['element']:3s} "
+                  f"{float(row['rwp']):7.3f} {float(row['scale']):8.4g} {float(row['expansion']):9.4f} "
+                  f"{float(row['uiso']):8.4g}")
+
+
+COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example, "solve": _cmd_solve}
 
 
 def main(argv=None) -> int:
