@@ -106,7 +106,7 @@ def test_info(capsys):
 
 def test_example(tmp_path, capsys):
     out = tmp_path / "ex"
-    status, stdout, err = _run(["example", "--out", out], capsys)
+    status, stdout, err = _run(["example", "--out", out, "--no-solve"], capsys)  # solve: tests/test_solve.py
     assert status == 0, err
     files = sorted(p.name for p in out.iterdir())
     assert files == ["deca_Au_N0146.gr", "examples.png", "fcc_Pd_N0165.gr", "ico_Pt_N0147.gr"]
