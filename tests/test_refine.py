@@ -72,3 +72,64 @@ def test_bad_target_index(clusters, targets):
         refine(clusters, targets[:2])
     with pytest.raises(ValueError, match="target_index"):
         refine(clusters, targets, target_index=[0, 1, 3])
+
+
+def _alloy():
+    atoms = Decahedron("Pt", 3, 2, 1)
+    atoms.set_chemical_symbols(["Pd" if i % 3 == 0 else s for i, s in enumerate(atoms.get_chemical_symbols())])
+    return atoms
+
+
+@pytest.mark.parametrize("mode,tol", [("fast", 1e-5), ("exact", 1e-7)])
+def test_expansion_table_matches_the_engine(mode, tol):
+    """One engine call per chunk: the table's F(Q) at expansion s (and dF/ds) equals the engine's F of the
+    expanded cluster, for one element and for an alloy (form factors at Q, partial sums at s Q)."""
+    from pdfsolve.engine.debye import structure_function
+    from pdfsolve.engine.grids import DebyeGrid
+    from pdfsolve.refine import ExpansionTable, _centred, _fixed_pair_set
+
+    batch = ClusterBatch.from_atoms([Icosahedron("Au", 4), _alloy()])
+    pos = _centred(batch)
+    grid = DebyeGrid.build(PDFParameters(qmin=0.7, qmax=25.0, qdamp=0.0), 0.005)
+    fixed, dmax = _fixed_pair_set(pos, batch.mask, grid)
+    assert fixed.all()
+    q = torch.as_tensor(grid.q)
+    table = ExpansionTable(pos, batch.species, batch.symbols, q, "xray", 0.0, grid.extended_rmax / 1.1,
+                           float(dmax.max()), mode)
+    m = grid.transform_matrix()
+
+    def direct(s):
+        zero = torch.zeros(pos.shape[:2], dtype=pos.dtype)
+        return structure_function(ClusterBatch(pos * s, batch.species, zero, batch.symbols), grid, "exact")
+
+    for s in (0.92, 1.0, 1.07):
+        f, df = table(torch.arange(2), torch.full((2,), s, dtype=torch.float64), deriv=True)
+        ref = direct(s)
+        assert ((f - ref).abs().amax(1) / ref.abs().amax(1)).max() < tol
+        g, g_ref = f @ m, ref @ m
+        assert ((g - g_ref).abs().amax(1) / g_ref.abs().amax(1)).max() < tol
+        h = 1e-5
+        df_ref = (direct(s + h) - direct(s - h)) / (2 * h)
+        assert ((df - df_ref).abs().amax(1) / df_ref.abs().amax(1)).max() < 1e-5
+
+
+def test_expansion_table_makes_one_engine_call(clusters, targets):
+    out = refine(clusters, targets)
+    assert out.engine_calls == 1
+    out = refine(clusters, targets, n_scan=1, chunk_size=2)
+    assert out.engine_calls == 2
+
+
+def test_pairs_crossing_the_pair_range_use_engine_calls():
+    """Pairs that cross the engine's extended rmax as the expansion varies: exact engine calls, same fit."""
+    atoms = Icosahedron("Au", 4)  # ~14 Angstrom across, rmax 12 Angstrom
+    expanded = atoms.copy()
+    expanded.positions *= EXPANSION
+    params = PDFParameters.from_uiso(UISO, qmin=0.7, qmax=25.0, qdamp=QDAMP, rmax=12.0)
+    res = simulate_pdf(expanded, params, mode="exact")
+    t = Target.from_arrays(res.r, SCALE * res.G[0].numpy(), 0.7, 25.0, QDAMP, rmax=12.0)
+    out = refine([atoms], t)
+    assert out.engine_calls > 1
+    assert out.expansion[0].item() == pytest.approx(EXPANSION, rel=1e-4)
+    assert out.uiso[0].item() == pytest.approx(UISO, rel=1e-3)
+    assert out.rwp[0] < 0.01

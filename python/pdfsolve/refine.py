@@ -6,19 +6,29 @@ sum_r (G_obs(r) - a_b G_b(r))^2 over the target's grid; candidates are independe
 together by a batched Levenberg-Marquardt with per-candidate normal equations (at most 5x5):
 
 * a is solved in closed form (linear least squares) after every step;
-* dG/ds is a forward difference (one extra batched engine call per iteration);
 * with no Jeong widths (delta1 = delta2 = qbroad = 0, delta2 not refined) U_iso enters analytically:
-  the engine gives F_0(Q) of the expanded cluster with U_iso = 0, and F = F_0 exp(-u Q^2) exactly, so
-  dG/du costs one transform and no engine call. Otherwise u (and delta2) are forward differences too;
-  delta2 is a scalar of the engine, so candidates with different delta2 need separate engine calls;
+  F = F_0 exp(-u Q^2) exactly, F_0 being F(Q) of the expanded cluster with U_iso = 0, so dG/du costs one
+  transform and no engine call. Expansion then costs no engine call either (the *expansion table*): all
+  distances scale by s, so the Debye partial sums of the expanded cluster are
+  A_st^(s)(Q) = sum sin(Q s r) / (s r) = A_st(s Q) / s, and F_0^(s)(Q) = sum_st w_st(Q) A_st(s Q) / s with
+  the form-factor weights w_st(Q) = 2 f_s(Q) f_t(Q) / (N <f(Q)>^2) taken at Q itself. One engine call per
+  chunk gives A_st of the unexpanded candidates on a fine uniform grid x_j = j h up to 1.1 Q_max; A_st(x)
+  is band-limited (a sum of sin(x r) with r <= D, the largest pair distance), so an 8-point Lagrange
+  interpolant with h = 0.4 / D reproduces it to ~1e-6 of its amplitude at frequency D (far less below),
+  and dF/ds is the interpolant's exact derivative. This holds while no pair distance crosses the engine's
+  pair range [extended_rmin, extended_rmax] as s spans the bounds; candidates where one does fall back to:
+* otherwise dG/ds is a forward difference (one extra batched engine call per iteration), and u (and
+  delta2) are forward differences too unless analytic; delta2 is a scalar of the engine, so candidates
+  with different delta2 need separate engine calls;
 * qdamp is the envelope exp(-(qdamp r)^2 / 2), differentiated analytically.
 
 Peaks at distance D move by D * ds, so the loss has local minima in s: a scan of ``n_scan`` expansions
-over the bounds (one batched engine call each) picks each candidate's start.
+over the bounds (through the expansion table, or one batched engine call each) picks each candidate's start.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -26,9 +36,10 @@ import numpy as np
 import torch
 
 from .engine.batch import ClusterBatch
-from .engine.debye import structure_function
+from .engine.debye import debye_partials, structure_function
 from .engine.grids import DebyeGrid
 from .engine.parameters import PDFParameters
+from .engine.scattering import scattering_factors
 from .metrics import rwp
 from .target import Target
 
@@ -43,6 +54,97 @@ DELTA2_BOUNDS = (0.0, 5.0)
 _STEP = {"expansion": 2e-5, "uiso": 1e-5, "delta2": 1e-3}
 #: Levenberg-Marquardt damping: start, floor, factors on success and failure, ceiling (stop).
 _LAMBDA0, _LAMBDA_MIN, _LAMBDA_DOWN, _LAMBDA_UP, _LAMBDA_MAX = 1e-3, 1e-7, 3.0, 10.0, 1e3
+#: Expansion table: Lagrange stencil (points) and fine spacing h = _TABLE_THETA / (largest pair distance):
+#: relative interpolation error at the largest distance ~7e-7 (see tests/test_refine.py).
+_TABLE_POINTS, _TABLE_THETA = 8, 0.4
+#: (B, N, N) pair distances measured at once by the pair-range check.
+_PAIR_BLOCK = 2**22
+
+
+def _lagrange(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (n,) of an n-point stencil around [0, 1) and coefficients c (n, n): weight_i(t) = sum_p c[i, p] t^p."""
+    offsets = np.arange(-(n // 2 - 1), n // 2 + 1)
+    c = np.zeros((n, n))
+    for i, a in enumerate(offsets):
+        poly = np.poly1d([1.0])
+        for b in offsets:
+            if b != a:
+                poly = poly * np.poly1d([1.0, -float(b)]) / float(a - b)
+        c[i, :len(poly.c)] = poly.c[::-1]
+    return offsets, c
+
+
+class ExpansionTable:
+    """F_0(Q) (U_iso = 0, no Jeong widths) of B candidates at any expansion in the bounds, from one engine call.
+
+    ``A_p(x)`` (B, P, nf), the Debye partial sums of the unexpanded candidates over the species pairs
+    p = {s, t} and pairs with rcut_lo < r <= rcut_hi, is stored on x_j = j h; then
+    F_s(Q) = sum_p w_p(Q) A_p(s Q) / s with w_p = 2 f_s f_t / (N <f>^2) at Q (``engine.debye._normalise``).
+    A_p is odd in x (sin), which fills the stencil below x = 0.
+
+    Args:
+        pos: (B, N, 3) centred positions [Angstrom]; species: (B, N) (-1 padding); symbols: species table.
+        q: (nq,) Q grid [1/Angstrom]; radiation: "xray" or "neutron".
+        rcut_lo, rcut_hi: pair range of the unexpanded candidates [Angstrom].
+        dmax: largest pair distance [Angstrom] (sets h); smax: largest expansion wanted.
+    """
+
+    def __init__(self, pos, species, symbols, q: torch.Tensor, radiation: str, rcut_lo: float, rcut_hi: float,
+                 dmax: float, mode: str = "fast", smax: float = EXPANSION_BOUNDS[1]):
+        dtype, device = pos.dtype, pos.device
+        offsets, coef = _lagrange(_TABLE_POINTS)
+        self.q = q
+        self.h = _TABLE_THETA / max(dmax, 1e-3)
+        nx = int(math.floor(smax * float(q[-1]) / self.h)) + 1  # stencil origins j0 = 0 .. nx - 1
+        self.j0_max = nx - 1
+        nf = nx + int(offsets[-1]) + 1
+        self.pad = -int(offsets[0])  # odd reflection A(-x) = -A(x) below x = 0
+        self.coef = torch.as_tensor(coef.T, dtype=dtype, device=device)  # (p, i)
+        self.dcoef = torch.as_tensor((coef[:, 1:] * np.arange(1, _TABLE_POINTS)).T, dtype=dtype, device=device)
+        self.offsets = torch.as_tensor(offsets + self.pad, device=device)
+        batch = ClusterBatch(pos, species, torch.zeros(pos.shape[:2], dtype=dtype, device=device), list(symbols))
+        params = PDFParameters(radiation=radiation)
+        groups = []
+        for index, sub in batch.split_by_species():
+            s = sub.n_species
+            a = debye_partials(sub, self.h, nf, rcut_lo, rcut_hi, params, mode).reshape(len(index), s, s, nf)
+            f = scattering_factors(sub.symbols, q, radiation)  # (S, nq)
+            counts = sub.species_counts().to(dtype)
+            n = counts.sum(1, keepdim=True)
+            fsum = counts @ f
+            denom = fsum * fsum / n.clamp(min=1)
+            inv = torch.where(denom > 0, 2.0 / torch.where(denom > 0, denom, torch.ones_like(denom)),
+                              torch.zeros_like(denom))  # (b, nq)
+            pairs = [(i, j) for i in range(s) for j in range(i, s)]
+            ap = torch.stack([a[:, i, j] + (a[:, j, i] if i != j else 0) for i, j in pairs], 1)
+            wp = torch.stack([inv * (f[i] * f[j]) for i, j in pairs], 1)
+            groups.append((index, ap, wp))
+        npair = max(len(g[1][0]) if len(g[0]) else 1 for g in groups)
+        b = len(pos)
+        self.npair, self.nfp = npair, nf + self.pad
+        table = pos.new_zeros((b, npair, self.nfp))
+        self.w = pos.new_zeros((b, npair, len(q)))
+        for index, ap, wp in groups:
+            table[index, :ap.shape[1], self.pad:] = ap
+            self.w[index, :wp.shape[1]] = wp
+        table[..., :self.pad] = -table[..., self.pad + 1:2 * self.pad + 1].flip(-1)
+        self.table = table.reshape(-1)
+
+    def __call__(self, idx, s, deriv: bool = False):
+        """F_s (b, nq) [1/Angstrom] of candidates ``idx`` (b,) at expansions ``s`` (b,); with ``deriv`` also dF_s/ds."""
+        u = (s[:, None] * self.q) / self.h
+        j0 = torch.floor(u).clamp(0, self.j0_max)
+        t = u - j0
+        powers = torch.linalg.vander(t, N=_TABLE_POINTS)  # (b, nq, n)
+        where = (j0.long()[..., None] + self.offsets).reshape(len(idx), 1, -1)  # (b, 1, nq n)
+        rows = (idx[:, None] * self.npair + torch.arange(self.npair, device=idx.device)) * self.nfp
+        vals = self.table[rows[..., None] + where].reshape(len(idx), self.npair, len(self.q), _TABLE_POINTS)
+        w = self.w[idx] / s[:, None, None]
+        f = (w * (vals * (powers @ self.coef)[:, None]).sum(-1)).sum(1)
+        if not deriv:
+            return f
+        dvals = (vals * (powers[..., :-1] @ self.dcoef)[:, None]).sum(-1)  # h dA/dx at s Q
+        return f, (w * dvals).sum(1) * (self.q / self.h) - f / s[:, None]
 
 
 @dataclass
@@ -86,7 +188,7 @@ class _Chunk:
     """
 
     def __init__(self, pos, species, symbols, g_obs, params: PDFParameters, grid_uiso: float, refine_qdamp: bool,
-                 refine_delta2: bool, mode: str):
+                 refine_delta2: bool, mode: str, table_range: tuple[float, float, float] | None = None):
         self.pos, self.species, self.symbols, self.g_obs, self.mode = pos, species, symbols, g_obs, mode
         self.refine_qdamp = refine_qdamp
         self.base = params.replace(qdamp=0.0, scale=1.0)
@@ -103,6 +205,12 @@ class _Chunk:
             self.gram = weighted @ weighted.T
             self.proj_obs = g_obs @ weighted.T
         self.engine_calls = 0
+        # table_range = (rcut_lo, rcut_hi, dmax): use the expansion table (needs analytic U_iso).
+        self.table = None
+        if table_range is not None and self.analytic_u:
+            self.engine_calls += 1
+            self.table = ExpansionTable(pos, species, symbols, torch.as_tensor(self.grid.q, dtype=pos.dtype,
+                                        device=pos.device), params.radiation, *table_range, mode=mode)
 
     def _sf(self, idx, pos, uiso, grid) -> torch.Tensor:
         self.engine_calls += 1
@@ -110,6 +218,8 @@ class _Chunk:
 
     def fq(self, idx, theta) -> torch.Tensor:
         """F(Q) (b, nq) [1/Angstrom] of candidates ``idx`` at expansion, uiso and delta2 of ``theta``."""
+        if self.table is not None:
+            return self.table(idx, theta["expansion"]) * torch.exp(-theta["uiso"][:, None] * self.q2)
         pos = self.pos[idx] * theta["expansion"][:, None, None]
         if self.analytic_u:
             f0 = self._sf(idx, pos, torch.zeros(pos.shape[:2], dtype=pos.dtype, device=pos.device), self.grid)
@@ -158,6 +268,9 @@ class _Chunk:
                 continue
             if name == "uiso" and self.analytic_u:
                 cols.append(-self.q2 * f)
+                continue
+            if name == "expansion" and self.table is not None:
+                cols.append(self.table(idx, theta[name], deriv=True)[1] * torch.exp(-theta["uiso"][:, None] * self.q2))
                 continue
             hi = _bounds(name)[1]
             h = torch.where(theta[name] + _STEP[name] <= hi, _STEP[name], -_STEP[name]).to(f.dtype)
@@ -213,6 +326,28 @@ class _Chunk:
 def _bounds(name: str) -> tuple[float, float]:
     return {"expansion": EXPANSION_BOUNDS, "uiso": UISO_BOUNDS, "qdamp": QDAMP_BOUNDS,
             "delta2": DELTA2_BOUNDS}[name]
+
+
+def _fixed_pair_set(pos: torch.Tensor, mask: torch.Tensor, grid: DebyeGrid) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) whether no pair distance of a candidate crosses the grid's pair range [extended_rmin,
+    extended_rmax] as the expansion spans its bounds, and (B,) an upper bound of its largest pair distance
+    [Angstrom] (twice the largest distance from the centre of ``pos``, or exact where that is not enough)."""
+    s0, s1 = EXPANSION_BOUNDS
+    lo, hi = grid.extended_rmin, grid.extended_rmax
+    dmax = 2.0 * (pos.norm(dim=-1) * mask).amax(1) if pos.shape[1] else pos.new_zeros(len(pos))
+    fixed = (dmax * s1 <= hi) & (lo <= 0.0)
+    todo = torch.nonzero(~fixed).flatten()
+    n = pos.shape[1]
+    block = max(1, _PAIR_BLOCK // max(n * n, 1))
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=pos.device)
+    for start in range(0, len(todo), block):
+        k = todo[start:start + block]
+        d = torch.cdist(pos[k], pos[k])
+        pair = mask[k][:, :, None] & mask[k][:, None, :] & off_diagonal
+        crossing = ((d > lo / s1) & (d <= lo / s0)) | ((d > hi / s1) & (d <= hi / s0))
+        fixed[k] = ~(crossing & pair).flatten(1).any(1)
+        dmax[k] = torch.where(pair, d, torch.zeros_like(d)).flatten(1).amax(1)
+    return fixed, dmax
 
 
 def _centred(batch: ClusterBatch) -> torch.Tensor:
@@ -277,11 +412,25 @@ def refine(candidates, target: Target | Sequence[Target], target_index=None, *, 
         groups.setdefault(t.params, []).append(k)
     for params, members in groups.items():
         index = torch.nonzero(torch.isin(target_index, torch.tensor(members))).flatten().to(device)
-        for start in range(0, len(index), chunk_size):
-            idx = index[start:start + chunk_size]
+        analytic = not refine_delta2 and (params.delta1, params.delta2, params.qbroad) == (0.0, 0.0, 0.0)
+        grid = DebyeGrid.build(params.replace(qdamp=0.0, scale=1.0), uiso)
+        # Candidates whose pairs stay in (or out of) the engine's pair range over the expansion bounds use
+        # the expansion table; the others (and all with Jeong widths or a refined delta2) engine calls.
+        fixed = torch.zeros(len(index), dtype=torch.bool, device=device)
+        dmax = pos.new_zeros(b)
+        if analytic:
+            fixed, dmax[index] = _fixed_pair_set(pos[index], batch.mask[index], grid)
+        chunks = [(sub[start:start + chunk_size], table) for sub, table in ((index[fixed], True), (index[~fixed], False))
+                  for start in range(0, len(sub), chunk_size)]
+        for idx, table in chunks:
             obs = g_obs[target_index[idx.cpu()].to(device)]
+            table_range = None
+            if table:  # the pair range of the unexpanded candidates, and their largest pair distance
+                hi = grid.extended_rmax / EXPANSION_BOUNDS[1]
+                d = min(float(dmax[idx].max()), hi)
+                table_range = (grid.extended_rmin / EXPANSION_BOUNDS[1], min(hi, d * (1 + 1e-9) + 1e-6), d)
             chunk = _Chunk(pos[idx], batch.species[idx], batch.symbols, obs, params, uiso, refine_qdamp,
-                           refine_delta2, mode)
+                           refine_delta2, mode, table_range)
             theta = {"expansion": pos.new_ones(len(idx)), "uiso": pos.new_full((len(idx),), uiso),
                      "qdamp": pos.new_full((len(idx),), params.qdamp),
                      "delta2": pos.new_full((len(idx),), params.delta2)}
