@@ -24,3 +24,15 @@ def reference_dir() -> Path:
 def load_npz(path) -> dict:
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of ``pdfsolve.cli.main(argv)``; argparse's own exits are caught too."""
+    from pdfsolve.cli import main
+
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -7,11 +7,11 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
+from conftest import run_cli as _run
 from ase.cluster import Icosahedron
 
 import pdfsolve
 from pdfsolve import PDFParameters, simulate_pdf
-from pdfsolve.cli import main
 from pdfsolve.io import read_pdf, read_structures
 
 EXPERIMENTAL = Path(__file__).parent / "data" / "experimental"
@@ -24,16 +24,6 @@ def pt13(tmp_path):
     path = tmp_path / "pt13.xyz"
     ase.io.write(path, Icosahedron("Pt", 2, latticeconstant=3.92))
     return path
-
-
-def _run(argv, capsys):
-    """(exit status, stdout, stderr) of ``main(argv)``; argparse's own exits are caught too."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_simulate_matches_engine_and_records_parameters(tmp_path, capsys, pt13):

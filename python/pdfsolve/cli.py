@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, cli_dataset
 from .engine import PDFParameters, simulate_pdf
 from .engine.debye import MODES
 from .engine.parameters import RADIATIONS
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--rmin", type=float, metavar="X", help="start of the fitted range [Angstrom] (default 1.5)")
     solve.add_argument("--rmax", type=float, metavar="X",
                        help="end of the fitted range [Angstrom] (default 30, or the data's end)")
+    cli_dataset.add_parser(sub)
     return parser
 
 
@@ -264,7 +265,8 @@ def _cmd_solve(args: argparse.Namespace) -> None:
                     qmax=args.qmax, qdamp=args.qdamp, rmin=args.rmin, rmax=args.rmax)
 
 
-COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example, "solve": _cmd_solve}
+COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example, "solve": _cmd_solve,
+            "dataset": cli_dataset.run}
 
 
 def main(argv=None) -> int:
