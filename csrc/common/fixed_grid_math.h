@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "common/host_device.h"
+#include "common/pair_window.h"
 
 
 namespace pdfsolve {
@@ -81,32 +82,6 @@ PDFSOLVE_HD void hermite_ds(T s, T& d00, T& d10, T& d01, T& d11) {
   d10 = 3 * s2 - 4 * s + 1;
   d01 = -d00;
   d11 = 3 * s2 - 2 * s;
-}
-
-// Whether bin m is inside the window of a pair at r: the reference's test |m h - r| <= truncate * tau0.
-template <typename T>
-PDFSOLVE_HD bool bin_inside(T m, T r, T h, T half) {
-  using std::fabs;
-  return fabs(m * h - r) <= half;
-}
-
-// Window [lo, hi] of bins in [0, nbins) of a pair at r (exact reference test); false when empty.
-template <typename T>
-PDFSOLVE_HD bool pair_window(T r, T half, T h, T inv_h, int64_t nbins, int64_t& lo, int64_t& hi) {
-  using std::ceil;
-  using std::floor;
-  T lo_f = ceil((r - half) * inv_h);
-  T hi_f = floor((r + half) * inv_h);
-  if (lo_f < T(0)) lo_f = T(0);
-  if (hi_f > T(nbins - 1)) hi_f = T(nbins - 1);
-  if (!(lo_f <= hi_f)) return false;  // also false for NaN
-  lo = static_cast<int64_t>(lo_f);
-  hi = static_cast<int64_t>(hi_f);
-  while (lo > 0 && bin_inside(T(lo - 1), r, h, half)) --lo;
-  while (lo <= hi && !bin_inside(T(lo), r, h, half)) ++lo;
-  while (hi < nbins - 1 && bin_inside(T(hi + 1), r, h, half)) ++hi;
-  while (hi >= lo && !bin_inside(T(hi), r, h, half)) --hi;
-  return lo <= hi;
 }
 
 // dL/dr of one pair from S0 = sum_m grad_m g(x_m) and S1 = sum_m grad_m g(x_m) x_m (x_m = r_m - r):

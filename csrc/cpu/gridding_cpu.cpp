@@ -109,7 +109,7 @@ void grid_rows(const Cluster& c, int64_t S, const GridParams<double>& p, double*
       double* row = grid + (std::min(si, sj) * S + std::max(si, sj)) * nbins;
       const double norm = kInvSqrt2Pi / (pw.s * r);
       int64_t lo, hi;
-      if (!gridding::pair_window(r, half, h, inv_h, nbins, lo, hi)) continue;
+      if (!pair_window(r, half, h, inv_h, nbins, lo, hi)) continue;
       gridding::for_each_bin(r, pw.s2, wc.cstep, norm, h, inv_h, lo, hi,
                              [row](int64_t m, double, double g) { row[m] += g; });
     }
@@ -134,7 +134,7 @@ void grad_rows(const Cluster& c, int64_t S, const GridParams<double>& p, const s
       const double usum = ui + c.u[j];
       const auto pw = gridding::pair_width(r, usum, p, wc);
       int64_t lo, hi;
-      if (!gridding::pair_window(r, p.truncate * pw.s, h, p.inv_h, p.nbins, lo, hi)) continue;
+      if (!pair_window(r, p.truncate * pw.s, h, p.inv_h, p.nbins, lo, hi)) continue;
       const int64_t sj = c.s[j];
       const scalar_t* grow = grad + (std::min(si, sj) * S + std::max(si, sj)) * p.nbins;
       const double norm = kInvSqrt2Pi / (pw.s * r);

@@ -1,7 +1,7 @@
 // CUDA kernels of fixed_pair_grid (see csrc/cuda/fixed_grid_kernels.h and common/fixed_grid_math.h).
 //
 // Forward: blocks per cluster x chunks of its linearised pair list; each thread takes pairs, finds the window
-// with the reference's test (fixed_grid::pair_window) and evaluates one exp per bin (exact, no table), adding
+// with the reference's test (pair_window) and evaluates one exp per bin (exact, no table), adding
 // into a shared-memory copy of the cluster's grid (shared atomics) written out once per block (plain stores
 // when one block owns the cluster, global atomicAdd when several share it). Grids too big for shared memory
 // take global atomics directly.
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     PairGeom<T> g;
     if (!load_pair(pos, species, N, S, p.rcut, b, i, j, g)) continue;
     int64_t lo, hi;
-    if (!fixed_grid::pair_window(g.r, p.half, p.h, p.inv_h, p.nbins, lo, hi)) continue;
+    if (!pair_window(g.r, p.half, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     T* row = grid + g.slot * p.nbins;
     const T w = p.norm / g.r;
     for (int64_t m = lo; m <= hi; ++m) {
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kBwdThreads)
       PairGeom<T> g;
       if (!load_pair(pos, species, N, S, p.rcut, b, i, j, g)) continue;
       int64_t lo, hi;
-      if (!fixed_grid::pair_window(g.r, p.half, p.h, p.inv_h, p.nbins, lo, hi)) continue;
+      if (!pair_window(g.r, p.half, p.h, p.inv_h, p.nbins, lo, hi)) continue;
       const T* grow = gb + g.slot * p.nbins;
       T S0 = 0, S1 = 0;
       for (int64_t m = lo; m <= hi; ++m) {

@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     if (!load_pair(pos, species, uiso, N, S, p.rcut, b, i, j, g)) continue;
     const auto w = gridding::pair_width(g.r, g.usum, p, wc);
     int64_t lo, hi;
-    if (!gridding::pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
+    if (!pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     T* row = grid + g.slot * p.nbins;
     const T norm = T(kInvSqrt2Pi) / (w.s * g.r);
     window_bins(g.r, w.s2, wc.cstep, norm, p, lo, hi, [row](int64_t m, T, T v) { atomicAdd(row + m, v); });
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kBwdThreads)
     if (!load_pair(pos, species, uiso, N, S, p.rcut, b, i, j, g)) continue;
     const auto w = gridding::pair_width(g.r, g.usum, p, wc);
     int64_t lo, hi;
-    if (!gridding::pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
+    if (!pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     const T* grow = gb + g.slot * p.nbins;
     const T norm = T(kInvSqrt2Pi) / (w.s * g.r);
     T S0 = 0, S1 = 0, S2 = 0;
