@@ -38,4 +38,22 @@ TORCH_LIBRARY(pdfsolve, m) {
   m.def(
       "pair_histogram_backward(Tensor grad, Tensor pos, Tensor species, int n_species, float bin_width, "
       "int nbins) -> Tensor");
+
+  // ---- geometry ops (python/pdfsolve/ops/reference_geometry.py, reference_acsf.py define them) ----
+  // Euclidean distances between the real atoms of each cluster (mask true), (B, N, N); zero on the diagonal and
+  // for padding. The backward is zero for coincident atoms.
+  m.def("pair_distances(Tensor pos, Tensor mask) -> Tensor");
+  m.def("pair_distances_backward(Tensor grad, Tensor pos, Tensor mask) -> Tensor");
+  // Distances from each real atom to P fixed points (satellites), (B, N, P); the points get no gradient.
+  m.def("point_distances(Tensor pos, Tensor mask, Tensor points) -> Tensor");
+  m.def("point_distances_backward(Tensor grad, Tensor pos, Tensor mask, Tensor points) -> Tensor");
+  // Gaussian affinity W_ij = exp(-d_ij^2 / (2 sigma_b^2)) (form 0, W_ii = 1), graph Laplacian L = D - W (form 1)
+  // or normalised Laplacian I - D^-1/2 W D^-1/2 (form 2; D and W without self-loops), (B, N, N).
+  m.def("graph_laplacian(Tensor pos, Tensor mask, Tensor sigma, int form) -> Tensor");
+  m.def("graph_laplacian_backward(Tensor grad, Tensor pos, Tensor mask, Tensor sigma, int form) -> (Tensor, Tensor)");
+  // Atom-centred symmetry functions (Behler G2 radial, G5 angular) per atom with per-element channels, (B, N, F).
+  m.def("acsf(Tensor pos, Tensor species, int n_species, Tensor radial, Tensor angular, float rcut) -> Tensor");
+  m.def(
+      "acsf_backward(Tensor grad, Tensor pos, Tensor species, int n_species, Tensor radial, Tensor angular, "
+      "float rcut) -> Tensor");
 }

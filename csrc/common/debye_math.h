@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "common/host_device.h"
+#include "common/vec3.h"
 
 
 namespace pdfsolve {
@@ -33,15 +34,6 @@ PDFSOLVE_HD void jeong_factor(T r, T delta1, T delta2, T qbroad, T& c, T& dc) {
 //! Index of the unordered species pair {s, t} in the flattened (S*S) axis: min*S + max.
 PDFSOLVE_HD int species_pair_index(int64_t s, int64_t t, int n_species) {
   return s <= t ? static_cast<int>(s * n_species + t) : static_cast<int>(t * n_species + s);
-}
-
-//! Squared distance and difference vector of atoms i and j (positions stored as xyz triples).
-template <typename T, typename P>
-PDFSOLVE_HD T pair_diff(const P* pi, const P* pj, T& dx, T& dy, T& dz) {
-  dx = static_cast<T>(pi[0]) - static_cast<T>(pj[0]);
-  dy = static_cast<T>(pi[1]) - static_cast<T>(pj[1]);
-  dz = static_cast<T>(pi[2]) - static_cast<T>(pj[2]);
-  return dx * dx + dy * dy + dz * dz;
 }
 
 //! Linear two-bin splatting: x = r / bin_width, lo = floor(x), frac = x - lo.

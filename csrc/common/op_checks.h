@@ -76,4 +76,47 @@ inline void check_grid_params(const char* op, double bin_width, int64_t nbins, d
   TORCH_CHECK(std::isfinite(truncate) && truncate > 0, op, ": truncate must be finite and > 0, got ", truncate);
 }
 
+//! pos (B, N, 3) float/double and mask (B, N) bool on pos's device (the geometry ops).
+inline void check_masked_atoms(const char* op, const at::Tensor& pos, const at::Tensor& mask) {
+  TORCH_CHECK(pos.dim() == 3 && pos.size(2) == 3, op, ": pos must have shape (B, N, 3), got ", pos.sizes());
+  TORCH_CHECK(pos.scalar_type() == at::kFloat || pos.scalar_type() == at::kDouble, op,
+              ": pos must be float32 or float64, got ", pos.scalar_type());
+  TORCH_CHECK(mask.scalar_type() == at::kBool, op, ": mask must be bool, got ", mask.scalar_type());
+  TORCH_CHECK(mask.dim() == 2 && mask.size(0) == pos.size(0) && mask.size(1) == pos.size(1), op,
+              ": mask must have shape (B, N) = (", pos.size(0), ", ", pos.size(1), "), got ", mask.sizes());
+  TORCH_CHECK(mask.device() == pos.device(), op, ": mask must be on pos's device (", pos.device(), "), got ",
+              mask.device());
+}
+
+//! A tensor t of pos's dtype and device with the given sizes (named `name` in the error).
+inline void check_like_pos(const char* op, const char* name, const at::Tensor& t, const at::Tensor& pos,
+                           at::IntArrayRef sizes) {
+  TORCH_CHECK(t.scalar_type() == pos.scalar_type(), op, ": ", name, " must have pos's dtype (", pos.scalar_type(),
+              "), got ", t.scalar_type());
+  TORCH_CHECK(t.device() == pos.device(), op, ": ", name, " must be on pos's device (", pos.device(), "), got ",
+              t.device());
+  TORCH_CHECK(t.sizes() == sizes, op, ": ", name, " must have shape ", sizes, ", got ", t.sizes());
+}
+
+//! points (P, 3) of pos's dtype and device.
+inline void check_points(const char* op, const at::Tensor& points, const at::Tensor& pos) {
+  TORCH_CHECK(points.dim() == 2 && points.size(1) == 3, op, ": points must have shape (P, 3), got ",
+              points.sizes());
+  check_like_pos(op, "points", points, pos, points.sizes());
+}
+
+//! sigma (B,) of pos's dtype and device, every value finite and > 0 (reads the tensor: one sync on CUDA).
+inline void check_sigma(const char* op, const at::Tensor& sigma, const at::Tensor& pos) {
+  check_like_pos(op, "sigma", sigma, pos, {pos.size(0)});
+  if (sigma.numel() == 0) return;
+  const bool ok = (sigma.isfinite() & (sigma > 0)).all().item<bool>();
+  TORCH_CHECK(ok, op, ": sigma must be finite and > 0 (Angstrom)");
+}
+
+//! graph_laplacian's form: 0 affinity, 1 Laplacian, 2 normalised Laplacian.
+inline void check_laplacian_form(const char* op, int64_t form) {
+  TORCH_CHECK(form >= 0 && form <= 2, op, ": form must be 0 (affinity), 1 (laplacian) or 2 (normalized), got ",
+              form);
+}
+
 }  // namespace pdfsolve

@@ -57,5 +57,16 @@ inline int64_t atom_grain(int64_t n, int64_t work_per_pair) {
   return std::max<int64_t>(1, 50000 / per_unit);
 }
 
+//! Calls f(b, i) for every row (cluster b, atom i) of a (B, N) batch, in parallel over all rows: for kernels in
+//! which a row owns its output (gather form), so no atomics or thread-local buffers are needed.
+template <typename F>
+inline void parallel_rows(int64_t batch, int64_t n, int64_t work_per_row, F&& f) {
+  if (batch == 0 || n == 0) return;
+  const int64_t grain = std::max<int64_t>(1, 20000 / std::max<int64_t>(work_per_row, 1));
+  at::parallel_for(0, batch * n, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r / n, r % n);
+  });
+}
+
 }  // namespace cpu
 }  // namespace pdfsolve
