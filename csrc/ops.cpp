@@ -56,4 +56,11 @@ TORCH_LIBRARY(pdfsolve, m) {
   m.def(
       "acsf_backward(Tensor grad, Tensor pos, Tensor species, int n_species, Tensor radial, Tensor angular, "
       "float rcut) -> Tensor");
+
+  // ---- reconstruction solvers: whole L-BFGS-B runs with the objective in C++ (csrc/optim) ----
+  // Trilateration of B clusters from target atom-atom (B, N, N) and atom-point (B, N, P) distances to fixed points
+  // (P, 3), from x0 (B, N, 3); returns (x, f, iterations, status) with the status codes of pdfsolve.optim.STATUS.
+  m.def(
+      "trilaterate(Tensor x0, Tensor mask, Tensor target_pair, Tensor target_points, Tensor points, int m, "
+      "float ftol, float gtol, int maxiter) -> (Tensor, Tensor, Tensor, Tensor)");
 }

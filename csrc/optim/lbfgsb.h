@@ -486,5 +486,15 @@ class Lbfgsb {
   MoreThuente search_;
 };
 
+//! Runs the solver to the end with an objective f = objective(x, g) evaluated in C++ (g: n values written).
+template <typename Objective>
+void run_to_end(Lbfgsb& solver, const Objective& objective) {
+  std::vector<double> g(solver.point().size());
+  while (solver.needs_evaluation()) {
+    const double f = objective(solver.point().data(), g.data());
+    solver.tell(f, g.data());
+  }
+}
+
 }  // namespace optim
 }  // namespace pdfsolve

@@ -1,4 +1,4 @@
 """Batched optimisation: :func:`minimize_batched` runs L-BFGS-B on many bound-constrained problems at once."""
-from .lbfgsb import STATUS, LbfgsbResult, minimize_batched, value_and_grad
+from .lbfgsb import SCIPY_FTOL, STATUS, LbfgsbResult, minimize_batched, value_and_grad
 
-__all__ = ["STATUS", "LbfgsbResult", "minimize_batched", "value_and_grad"]
+__all__ = ["SCIPY_FTOL", "STATUS", "LbfgsbResult", "minimize_batched", "value_and_grad"]

@@ -1,0 +1,90 @@
+// CPU kernels of the reconstruction solvers (schemas in csrc/ops.cpp): each problem of the batch runs a whole
+// L-BFGS-B minimisation (csrc/optim/lbfgsb.h) with its objective in C++ (csrc/optim/objectives.h), one problem per
+// task of at::parallel_for: no Python and no synchronisation inside the loop. Padding atoms are fixed variables.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <limits>
+#include <vector>
+
+#include "common/op_checks.h"
+#include "optim/lbfgsb.h"
+#include "optim/objectives.h"
+
+namespace pdfsolve {
+namespace cpu {
+namespace {
+
+optim::Options solver_options(int64_t m, double ftol, double gtol, int64_t maxiter) {
+  TORCH_CHECK(m >= 1 && maxiter >= 1, "pdfsolve: m and maxiter must be >= 1");
+  TORCH_CHECK(ftol >= 0 && gtol >= 0, "pdfsolve: ftol and gtol must be >= 0");
+  optim::Options opt;
+  opt.m = m;
+  opt.ftol = ftol;
+  opt.gtol = gtol;
+  opt.maxiter = maxiter;
+  opt.maxfun = std::max<int64_t>(15000, 2 * maxiter);
+  return opt;
+}
+
+//! Bounds of the 3N variables of one cluster: free for real atoms, fixed at x0 for padding.
+void atom_bounds(const double* x0, const bool* mask, int64_t n, std::vector<double>& lo, std::vector<double>& hi) {
+  const double inf = std::numeric_limits<double>::infinity();
+  lo.resize(3 * n);
+  hi.resize(3 * n);
+  for (int64_t k = 0; k < 3 * n; ++k) {
+    lo[k] = mask[k / 3] ? -inf : x0[k];
+    hi[k] = mask[k / 3] ? inf : x0[k];
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> trilaterate_cpu(
+    const at::Tensor& x0_, const at::Tensor& mask_, const at::Tensor& target_pair_, const at::Tensor& target_points_,
+    const at::Tensor& points_, int64_t m, double ftol, double gtol, int64_t maxiter) {
+  const char* op = "pdfsolve::trilaterate";
+  check_masked_atoms(op, x0_, mask_);
+  const int64_t B = x0_.size(0), N = x0_.size(1);
+  TORCH_CHECK(points_.dim() == 2 && points_.size(1) == 3, op, ": points must have shape (P, 3), got ",
+              points_.sizes());
+  const int64_t P = points_.size(0);
+  TORCH_CHECK(target_pair_.sizes() == at::IntArrayRef({B, N, N}), op, ": target_pair must have shape (", B, ", ", N,
+              ", ", N, "), got ", target_pair_.sizes());
+  TORCH_CHECK(target_points_.sizes() == at::IntArrayRef({B, N, P}), op, ": target_points must have shape (", B,
+              ", ", N, ", ", P, "), got ", target_points_.sizes());
+  const optim::Options opt = solver_options(m, ftol, gtol, maxiter);
+  auto x0 = x0_.to(at::kDouble).contiguous();
+  auto mask = mask_.contiguous();
+  auto tp = target_pair_.to(at::kDouble).contiguous();
+  auto ts = target_points_.to(at::kDouble).contiguous();
+  auto pts = points_.to(at::kDouble).contiguous();
+  auto x = at::empty_like(x0);
+  auto f = at::empty({B}, x0.options());
+  auto nit = at::empty({B}, x0.options().dtype(at::kLong));
+  auto status = at::empty({B}, x0.options().dtype(at::kLong));
+  const double *X0 = x0.data_ptr<double>(), *TP = tp.data_ptr<double>(), *TS = ts.data_ptr<double>(),
+               *S = pts.data_ptr<double>();
+  const bool* M = mask.data_ptr<bool>();
+  double *X = x.data_ptr<double>(), *F = f.data_ptr<double>();
+  int64_t *NIT = nit.data_ptr<int64_t>(), *ST = status.data_ptr<int64_t>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> lo, hi;
+    for (int64_t b = b0; b < b1; ++b) {
+      atom_bounds(X0 + b * N * 3, M + b * N, N, lo, hi);
+      optim::Lbfgsb solver(X0 + b * N * 3, lo.data(), hi.data(), 3 * N, opt);
+      const optim::TrilaterationObjective objective{TP + b * N * N, TS + b * N * P, S, M + b * N, N, P};
+      optim::run_to_end(solver, objective);
+      std::copy(solver.point().begin(), solver.point().end(), X + b * N * 3);
+      F[b] = solver.f();
+      NIT[b] = solver.iterations();
+      ST[b] = static_cast<int64_t>(solver.status());
+    }
+  });
+  return {x.to(x0_.scalar_type()), f, nit, status};
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace pdfsolve
+
+TORCH_LIBRARY_IMPL(pdfsolve, CPU, m) { m.impl("trilaterate", &pdfsolve::cpu::trilaterate_cpu); }
