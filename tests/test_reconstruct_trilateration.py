@@ -95,3 +95,11 @@ def test_bad_input_is_named():
     bad[0, 1, 2] = float("nan")
     with pytest.raises(ValueError, match="pair contains NaN"):
         trilaterate(bad, to_sat, sats, mask)
+
+
+@needs_ext
+def test_opcheck():
+    pos, mask = padded_batch()
+    unit, _, sats, pair, to_sat = targets(pos[:2, :20], mask[:2, :20])
+    torch.library.opcheck(torch.ops.pdfsolve.trilaterate.default, (unit, mask[:2, :20], pair, to_sat, sats, 10,
+                                                                   1e-9, 1e-8, 50))

@@ -23,12 +23,14 @@ from ._geometry import graph_laplacian, pair_distances, point_distances
 from ._geometry import register as _register_geometry
 from ._gridding import gaussian_pair_grid
 from ._gridding import register as _register_gridding
+from ._solvers import register as _register_solvers
 from ._registry import debye_partials, extension_available, force_reference, has_kernel, pair_histogram
 
 _register_gridding()
 _register_fixed_grid()
 _register_acsf()
 _register_geometry()
+_register_solvers()
 
 __all__ = ["acsf", "debye_partials", "fixed_pair_grid", "gaussian_pair_grid", "pair_histogram", "pair_distances", "point_distances",
            "graph_laplacian", "extension_available", "force_reference", "has_kernel", "reference"]

@@ -1,0 +1,28 @@
+"""Fake (meta) kernels of the solver ops (whole L-BFGS-B runs in C++; no autograd), so they trace under
+``torch.compile`` / ``torch.export``. :func:`register` is idempotent and does nothing without the extension."""
+from __future__ import annotations
+
+import torch
+
+from ._registry import extension_available
+
+_registered = False
+
+
+def register() -> bool:
+    """Registers the fake kernel of ``pdfsolve::trilaterate``; False without the compiled extension."""
+    global _registered
+    if _registered:
+        return True
+    if not extension_available() or not hasattr(torch.ops.pdfsolve, "trilaterate"):
+        return False
+
+    @torch.library.register_fake("pdfsolve::trilaterate")
+    def _(x0, mask, target_pair, target_points, points, m, ftol, gtol, maxiter):
+        torch._check(x0.dim() == 3, lambda: "x0 must have shape (B, N, 3)")
+        b = x0.shape[0]
+        return (x0.new_empty(x0.shape), x0.new_empty((b,), dtype=torch.float64),
+                x0.new_empty((b,), dtype=torch.long), x0.new_empty((b,), dtype=torch.long))
+
+    _registered = True
+    return True
