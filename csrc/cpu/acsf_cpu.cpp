@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/acsf_checks.h"
 #include "common/acsf_math.h"
 #include "common/op_checks.h"
 
@@ -398,20 +399,8 @@ void backward_impl(const T* grad, const T* pos, const int64_t* species, T* gpos,
 //! Checks of the atom and parameter arguments; returns the validated host tables.
 acsf::HostTables prepare(const char* op, const at::Tensor& pos, const at::Tensor& species, int64_t n_species,
                          const at::Tensor& radial, const at::Tensor& angular, double rcut) {
-  check_atoms(op, pos, species, nullptr, n_species);
   TORCH_CHECK(pos.device().is_cpu(), op, ": pos must be a CPU tensor for the CPU kernel");
-  TORCH_CHECK(radial.scalar_type() == at::kDouble && angular.scalar_type() == at::kDouble, op,
-              ": radial and angular must be float64, got ", radial.scalar_type(), " and ", angular.scalar_type());
-  TORCH_CHECK(radial.dim() == 2 && radial.size(1) == 2, op, ": radial must have shape (n_r, 2), got ",
-              radial.sizes());
-  TORCH_CHECK(angular.dim() == 2 && angular.size(1) == 3, op, ": angular must have shape (n_a, 3), got ",
-              angular.sizes());
-  const auto r = radial.to(at::kCPU).contiguous();
-  const auto a = angular.to(at::kCPU).contiguous();
-  auto h = acsf::build_tables(r.data_ptr<double>(), r.size(0), a.data_ptr<double>(), a.size(0), rcut);
-  TORCH_CHECK(h.error.empty(), op, ": ", h.error);
-  check_species_values(op, species, n_species);
-  return h;
+  return check_acsf_inputs(op, pos, species, n_species, radial, angular, rcut);
 }
 
 at::Tensor acsf_cpu(const at::Tensor& pos_, const at::Tensor& species_, int64_t n_species, const at::Tensor& radial,

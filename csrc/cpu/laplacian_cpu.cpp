@@ -18,20 +18,20 @@ namespace {
 
 using namespace geometry;
 
-// One padded batch: positions (B, N, 3), mask (B, N), per-cluster 1 / (2 sigma^2).
+// One padded batch: positions (B, N, 3), mask (B, N), per-cluster sigma.
 template <typename T>
 struct Batch {
   const T* pos;
   const bool* mask;
-  std::vector<double> inv2s2;
+  std::vector<double> sigma, inv2s2;  // per cluster: sigma (Angstrom) and 1 / (2 sigma^2)
   int64_t B, N;
 
-  Batch(const at::Tensor& p, const at::Tensor& m, const at::Tensor& sigma)
+  Batch(const at::Tensor& p, const at::Tensor& m, const at::Tensor& sigma_)
       : pos(p.data_ptr<T>()), mask(m.data_ptr<bool>()), B(p.size(0)), N(p.size(1)) {
-    auto s = sigma.to(at::kDouble).contiguous();
-    const double* sp = s.data_ptr<double>();
+    auto s = sigma_.to(at::kDouble).contiguous();
+    sigma.assign(s.data_ptr<double>(), s.data_ptr<double>() + B);
     inv2s2.resize(B);
-    for (int64_t b = 0; b < B; ++b) inv2s2[b] = 0.5 / (sp[b] * sp[b]);
+    for (int64_t b = 0; b < B; ++b) inv2s2[b] = 0.5 / (sigma[b] * sigma[b]);
   }
   bool real(int64_t b, int64_t i) const { return mask[b * N + i]; }
 
@@ -80,8 +80,7 @@ void laplacian_forward_impl(const Batch<T>& X, int form, T* out) {
 }
 
 template <typename T>
-void laplacian_backward_impl(const Batch<T>& X, int form, const T* grad, T* gpos, double* gsigma_rows,
-                             const double* sigma) {
+void laplacian_backward_impl(const Batch<T>& X, int form, const T* grad, T* gpos, double* gsigma_rows) {
   const int64_t N = X.N;
   std::vector<double> dinv, gdeg;
   if (form == kNormalized) {
@@ -124,7 +123,8 @@ void laplacian_backward_impl(const Batch<T>& X, int form, const T* grad, T* gpos
     out[0] = static_cast<T>(gx * inv_s2);
     out[1] = static_cast<T>(gy * inv_s2);
     out[2] = static_cast<T>(gz * inv_s2);
-    gsigma_rows[b * N + i] = 0.5 * gs / (sigma[b] * sigma[b] * sigma[b]);  // each pair is seen from both rows
+    const double s = X.sigma[b];
+    gsigma_rows[b * N + i] = 0.5 * gs / (s * s * s);  // each pair is seen from both rows
   });
 }
 
@@ -156,12 +156,11 @@ std::tuple<at::Tensor, at::Tensor> graph_laplacian_backward_cpu(const at::Tensor
   auto grad = grad_.contiguous();
   auto pos = pos_.contiguous();
   auto mask = mask_.contiguous();
-  auto sigma64 = sigma.to(at::kDouble).contiguous();
   auto gpos = at::empty(pos.sizes(), pos.options());
   auto gsigma_rows = at::empty({pos.size(0), pos.size(1)}, pos.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(pos.scalar_type(), "graph_laplacian_backward_cpu", [&] {
     laplacian_backward_impl(Batch<scalar_t>(pos, mask, sigma), static_cast<int>(form), grad.data_ptr<scalar_t>(),
-                            gpos.data_ptr<scalar_t>(), gsigma_rows.data_ptr<double>(), sigma64.data_ptr<double>());
+                            gpos.data_ptr<scalar_t>(), gsigma_rows.data_ptr<double>());
   });
   return {gpos, gsigma_rows.sum(1).to(pos.scalar_type())};
 }

@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "cpu/solver_options.h"
 #include "optim/lbfgsb.h"
 
 namespace pdfsolve {
@@ -26,9 +27,7 @@ class BatchedLbfgsb : public torch::CustomClassHolder {
     TORCH_CHECK(lower_.sizes() == x0_.sizes() && upper_.sizes() == x0_.sizes(), op,
                 ": lower and upper must have x0's shape ", x0_.sizes(), ", got ", lower_.sizes(), " and ",
                 upper_.sizes());
-    TORCH_CHECK(m >= 1, op, ": m must be >= 1, got ", m);
-    TORCH_CHECK(maxiter >= 1 && maxfun >= 1 && maxls >= 1, op, ": maxiter, maxfun and maxls must be >= 1");
-    TORCH_CHECK(ftol >= 0 && gtol >= 0, op, ": ftol and gtol must be >= 0");
+    const optim::Options opt = solver_options(op, m, ftol, gtol, maxiter, maxfun, maxls);
     auto x0 = x0_.to(at::kCPU, at::kDouble).contiguous();
     auto lower = lower_.to(at::kCPU, at::kDouble).contiguous();
     auto upper = upper_.to(at::kCPU, at::kDouble).contiguous();
@@ -37,13 +36,6 @@ class BatchedLbfgsb : public torch::CustomClassHolder {
     TORCH_CHECK(!(lower.isnan().any().item<bool>() || upper.isnan().any().item<bool>()), op,
                 ": bounds must not be NaN (use -inf/inf for none)");
     n_ = x0.size(1);
-    optim::Options opt;
-    opt.m = m;
-    opt.ftol = ftol;
-    opt.gtol = gtol;
-    opt.maxiter = maxiter;
-    opt.maxfun = maxfun;
-    opt.maxls = maxls;
     const double *X = x0.data_ptr<double>(), *L = lower.data_ptr<double>(), *U = upper.data_ptr<double>();
     problems_.reserve(x0.size(0));
     for (int64_t b = 0; b < x0.size(0); ++b) problems_.emplace_back(X + b * n_, L + b * n_, U + b * n_, n_, opt);

@@ -5,28 +5,18 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
 #include "common/op_checks.h"
+#include "cpu/solver_options.h"
 #include "optim/lbfgsb.h"
 #include "optim/objectives.h"
 
 namespace pdfsolve {
 namespace cpu {
 namespace {
-
-optim::Options solver_options(int64_t m, double ftol, double gtol, int64_t maxiter) {
-  TORCH_CHECK(m >= 1 && maxiter >= 1, "pdfsolve: m and maxiter must be >= 1");
-  TORCH_CHECK(ftol >= 0 && gtol >= 0, "pdfsolve: ftol and gtol must be >= 0");
-  optim::Options opt;
-  opt.m = m;
-  opt.ftol = ftol;
-  opt.gtol = gtol;
-  opt.maxiter = maxiter;
-  opt.maxfun = std::max<int64_t>(15000, 2 * maxiter);
-  return opt;
-}
 
 //! Bounds of the 3N variables of one cluster: free for real atoms, fixed at x0 for padding.
 void atom_bounds(const double* x0, const bool* mask, int64_t n, std::vector<double>& lo, std::vector<double>& hi) {
@@ -52,7 +42,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> trilaterate_cpu(
               ", ", N, "), got ", target_pair_.sizes());
   TORCH_CHECK(target_points_.sizes() == at::IntArrayRef({B, N, P}), op, ": target_points must have shape (", B,
               ", ", N, ", ", P, "), got ", target_points_.sizes());
-  const optim::Options opt = solver_options(m, ftol, gtol, maxiter);
+  // scipy's maxls; maxfun as scipy's default, raised for long runs
+  const optim::Options opt = solver_options(op, m, ftol, gtol, maxiter, std::max<int64_t>(15000, 2 * maxiter), 20);
   auto x0 = x0_.to(at::kDouble).contiguous();
   auto mask = mask_.contiguous();
   auto tp = target_pair_.to(at::kDouble).contiguous();

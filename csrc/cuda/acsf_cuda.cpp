@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "common/acsf_checks.h"
 #include "common/acsf_math.h"
 #include "common/op_checks.h"
 #include "cuda/acsf_kernels.h"
@@ -24,19 +25,8 @@ struct DeviceTables {
 DeviceTables prepare(const char* op, const at::Tensor& pos, const at::Tensor& species, int64_t n_species,
                      const at::Tensor& radial, const at::Tensor& angular, double rcut) {
   TORCH_CHECK(pos.is_cuda(), op, ": pos must be a CUDA tensor, got ", pos.device());
-  check_atoms(op, pos, species, nullptr, n_species);
-  TORCH_CHECK(radial.scalar_type() == at::kDouble && angular.scalar_type() == at::kDouble, op,
-              ": radial and angular must be float64, got ", radial.scalar_type(), " and ", angular.scalar_type());
-  TORCH_CHECK(radial.dim() == 2 && radial.size(1) == 2, op, ": radial must have shape (n_r, 2), got ",
-              radial.sizes());
-  TORCH_CHECK(angular.dim() == 2 && angular.size(1) == 3, op, ": angular must have shape (n_a, 3), got ",
-              angular.sizes());
-  const auto r = radial.to(at::kCPU).contiguous();
-  const auto a = angular.to(at::kCPU).contiguous();
   DeviceTables d;
-  d.host = acsf::build_tables(r.data_ptr<double>(), r.size(0), a.data_ptr<double>(), a.size(0), rcut);
-  TORCH_CHECK(d.host.error.empty(), op, ": ", d.host.error);
-  check_species_values(op, species, n_species);
+  d.host = check_acsf_inputs(op, pos, species, n_species, radial, angular, rcut);
   TORCH_CHECK(pos.size(1) <= 65535, op, ": the CUDA kernels support N <= 65535 atoms, got ", pos.size(1));
   const auto dev = at::TensorOptions().device(pos.device());
   d.dbl = at::tensor(d.host.dbl, dev.dtype(at::kDouble));

@@ -93,10 +93,15 @@ class Lbfgsb {
 
   void finish(Status s) { status_ = s; }
 
-  void restore_and_finish(Status s) {
+  //! Back to the last accepted iterate x_k (its f and g) after a trial step.
+  void restore() {
     x_ = x_old_;
     g_ = g_old_;
     f_ = f_old_;
+  }
+
+  void restore_and_finish(Status s) {
+    restore();
     finish(s);
   }
 
@@ -434,12 +439,8 @@ class Lbfgsb {
   }
 
   //! No acceptable step: restart from steepest descent (drop the memory), or give up if that was it already.
-  void line_search_failed(bool restore = true) {
-    if (restore) {
-      x_ = x_old_;
-      g_ = g_old_;
-      f_ = f_old_;
-    }
+  void line_search_failed(bool after_trial = true) {
+    if (after_trial) restore();
     if (col() == 0) return finish(Status::kLineSearchFailed);
     reset_memory();
     begin_iteration();

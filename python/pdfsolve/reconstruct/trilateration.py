@@ -131,10 +131,11 @@ def trilaterate(pair, to_points, points, mask=None, *, x0=None, m: int = 10, fto
     if backend != "torch":
         raise ValueError(f"backend must be 'auto', 'compiled' or 'torch', got {backend!r}")
 
+    upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)  # each pair once
+
     def objective(x, index):
         xb = x.reshape(-1, N, 3)
         mk = mask[index]
-        upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)
         rp = (ops.pair_distances(xb, mk) - pair[index]) * (upper & mk[:, :, None] & mk[:, None, :])
         rs = (ops.point_distances(xb, mk, points) - to_points[index]) * mk[..., None]
         return (rp**2).sum((1, 2)) + (rs**2).sum((1, 2))
