@@ -13,25 +13,9 @@ from __future__ import annotations
 import torch
 
 from . import reference_acsf
-from ._registry import extension_available, use_compiled
+from ._registry import register_once, register_pos_backward, use_compiled
 
 _OP = "acsf"
-_registered = False
-
-
-def _setup_context(ctx, inputs, output):
-    pos, species, n_species, radial, angular, rcut = inputs
-    ctx.save_for_backward(pos, species, radial, angular)
-    ctx.args = (n_species, rcut)
-
-
-def _backward(ctx, grad):
-    pos, species, radial, angular = ctx.saved_tensors
-    if not ctx.needs_input_grad[0]:
-        return (None,) * 6
-    n_species, rcut = ctx.args
-    gpos = torch.ops.pdfsolve.acsf_backward(grad.contiguous(), pos, species, n_species, radial, angular, rcut)
-    return gpos, None, None, None, None, None
 
 
 def _n_features(n_species, radial, angular):
@@ -43,13 +27,11 @@ def register() -> bool:
 
     Returns True when the ops are registered (now or before), False without the compiled extension.
     """
-    global _registered
-    if _registered:
-        return True
-    if not extension_available() or not hasattr(torch.ops.pdfsolve, _OP):
-        return False
+    return register_once(_OP, (_OP,), _register)
 
-    torch.library.register_autograd(f"pdfsolve::{_OP}", _backward, setup_context=_setup_context)
+
+def _register() -> None:
+    register_pos_backward(_OP)
 
     @torch.library.register_fake(f"pdfsolve::{_OP}")
     def _(pos, species, n_species, radial, angular, rcut):
@@ -60,9 +42,6 @@ def register() -> bool:
     def _(grad, pos, species, n_species, radial, angular, rcut):
         torch._check(pos.dim() == 3, lambda: "pos must have shape (B, N, 3)")
         return pos.new_empty(pos.shape)
-
-    _registered = True
-    return True
 
 
 def acsf(pos: torch.Tensor, species: torch.Tensor, n_species: int, radial: torch.Tensor, angular: torch.Tensor,

@@ -14,24 +14,9 @@ from __future__ import annotations
 import torch
 
 from . import reference_fixed
-from ._registry import extension_available, use_compiled
+from ._registry import register_once, register_pos_backward, use_compiled
 
 _OP = "fixed_pair_grid"
-_registered = False
-
-
-def _setup_context(ctx, inputs, output):
-    pos, species, *params = inputs
-    ctx.save_for_backward(pos, species)
-    ctx.params = tuple(params)
-
-
-def _backward(ctx, grad):
-    pos, species = ctx.saved_tensors
-    if not ctx.needs_input_grad[0]:
-        return (None,) * (2 + len(ctx.params))
-    gpos = torch.ops.pdfsolve.fixed_pair_grid_backward(grad.contiguous(), pos, species, *ctx.params)
-    return (gpos, None) + (None,) * len(ctx.params)
 
 
 def register() -> bool:
@@ -39,13 +24,11 @@ def register() -> bool:
 
     Returns True when the ops are registered (now or before), False without the compiled extension.
     """
-    global _registered
-    if _registered:
-        return True
-    if not extension_available() or not hasattr(torch.ops.pdfsolve, _OP):
-        return False
+    return register_once(_OP, (_OP,), _register)
 
-    torch.library.register_autograd(f"pdfsolve::{_OP}", _backward, setup_context=_setup_context)
+
+def _register() -> None:
+    register_pos_backward(_OP)
 
     @torch.library.register_fake(f"pdfsolve::{_OP}")
     def _(pos, species, n_species, bin_width, nbins, tau0, truncate, rcut):
@@ -56,9 +39,6 @@ def register() -> bool:
     def _(grad, pos, species, n_species, bin_width, nbins, tau0, truncate, rcut):
         torch._check(pos.dim() == 3, lambda: "pos must have shape (B, N, 3)")
         return pos.new_empty(pos.shape)
-
-    _registered = True
-    return True
 
 
 def fixed_pair_grid(pos: torch.Tensor, species: torch.Tensor, n_species: int, bin_width: float, nbins: int,

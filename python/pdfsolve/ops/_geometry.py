@@ -10,25 +10,9 @@ from __future__ import annotations
 import torch
 
 from . import reference_geometry
-from ._registry import extension_available, use_compiled
+from ._registry import register_once, register_pos_backward, use_compiled
 
 _OPS = ("pair_distances", "point_distances", "graph_laplacian")
-_registered = False
-
-
-def _pos_only_backward(op_name: str, n_inputs: int):
-    """Autograd of an op whose only differentiable input is ``pos`` (its first argument)."""
-    backward_op = getattr(torch.ops.pdfsolve, f"{op_name}_backward")
-
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-
-    def backward(ctx, grad):
-        if not ctx.needs_input_grad[0]:
-            return (None,) * n_inputs
-        return (backward_op(grad.contiguous(), *ctx.saved_tensors),) + (None,) * (n_inputs - 1)
-
-    torch.library.register_autograd(f"pdfsolve::{op_name}", backward, setup_context=setup_context)
 
 
 def _laplacian_setup_context(ctx, inputs, output):
@@ -48,13 +32,12 @@ def _laplacian_backward(ctx, grad):
 
 def register() -> bool:
     """Registers autograd and fake kernels of the geometry ops; False without the compiled extension."""
-    global _registered
-    if _registered:
-        return True
-    if not extension_available() or not all(hasattr(torch.ops.pdfsolve, op) for op in _OPS):
-        return False
-    _pos_only_backward("pair_distances", 2)
-    _pos_only_backward("point_distances", 3)
+    return register_once("geometry", _OPS, _register)
+
+
+def _register() -> None:
+    register_pos_backward("pair_distances")
+    register_pos_backward("point_distances")
     torch.library.register_autograd("pdfsolve::graph_laplacian", _laplacian_backward,
                                     setup_context=_laplacian_setup_context)
 
@@ -90,9 +73,6 @@ def register() -> bool:
     def _(grad, pos, mask, sigma, form):
         check_pos(pos)
         return pos.new_empty(pos.shape), sigma.new_empty(sigma.shape)
-
-    _registered = True
-    return True
 
 
 def pair_distances(pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

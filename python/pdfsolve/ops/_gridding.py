@@ -13,10 +13,9 @@ from __future__ import annotations
 import torch
 
 from . import reference
-from ._registry import extension_available, use_compiled
+from ._registry import register_once, use_compiled
 
 _OP = "gaussian_pair_grid"
-_registered = False
 
 
 def _setup_context(ctx, inputs, output):
@@ -39,12 +38,10 @@ def register() -> bool:
 
     Returns True when the ops are registered (now or before), False without the compiled extension.
     """
-    global _registered
-    if _registered:
-        return True
-    if not extension_available() or not hasattr(torch.ops.pdfsolve, _OP):
-        return False
+    return register_once(_OP, (_OP,), _register)
 
+
+def _register() -> None:
     torch.library.register_autograd(f"pdfsolve::{_OP}", _backward, setup_context=_setup_context)
 
     @torch.library.register_fake(f"pdfsolve::{_OP}")
@@ -56,9 +53,6 @@ def register() -> bool:
     def _(grad, pos, species, uiso, n_species, bin_width, nbins, tau0, truncate, rcut, delta1, delta2, qbroad):
         torch._check(pos.dim() == 3, lambda: "pos must have shape (B, N, 3)")
         return pos.new_empty(pos.shape), uiso.new_empty(uiso.shape)
-
-    _registered = True
-    return True
 
 
 def gaussian_pair_grid(pos: torch.Tensor, species: torch.Tensor, uiso: torch.Tensor, n_species: int,

@@ -83,6 +83,42 @@ def use_compiled(op: str, device: torch.device) -> bool:
     return True
 
 
+_registered_families: set[str] = set()
+
+
+def register_once(family: str, ops: tuple[str, ...], register_fn) -> bool:
+    """Runs ``register_fn()`` (autograd and fake registrations of an op family) once, when the compiled extension
+    defines every op in ``ops``. Returns True when the family is registered (now or before), else False."""
+    if family in _registered_families:
+        return True
+    if not _EXT_OK or not all(hasattr(torch.ops.pdfsolve, op) for op in ops):
+        return False
+    register_fn()
+    _registered_families.add(family)
+    return True
+
+
+def register_pos_backward(op: str) -> None:
+    """Autograd of ``pdfsolve::<op>`` whose only differentiable input is its first, ``pos``: the backward calls
+    ``pdfsolve::<op>_backward(grad, *inputs)`` and returns the gradient of ``pos``."""
+    backward_op = getattr(torch.ops.pdfsolve, f"{op}_backward")
+
+    def setup_context(ctx, inputs, output):
+        ctx.is_tensor = [isinstance(v, torch.Tensor) for v in inputs]
+        ctx.save_for_backward(*(v for v in inputs if isinstance(v, torch.Tensor)))
+        ctx.others = [v for v in inputs if not isinstance(v, torch.Tensor)]
+
+    def backward(ctx, grad):
+        n = len(ctx.is_tensor)
+        if not ctx.needs_input_grad[0]:
+            return (None,) * n
+        tensors, others = iter(ctx.saved_tensors), iter(ctx.others)
+        inputs = [next(tensors) if is_tensor else next(others) for is_tensor in ctx.is_tensor]
+        return (backward_op(grad.contiguous(), *inputs),) + (None,) * (n - 1)
+
+    torch.library.register_autograd(f"pdfsolve::{op}", backward, setup_context=setup_context)
+
+
 def _register() -> None:
     """Autograd and fake kernels of the compiled ops (only when the extension defines them)."""
 
@@ -110,17 +146,7 @@ def _register() -> None:
         return pos.new_empty(pos.shape), uiso.new_empty(uiso.shape)
 
     # ---- pair_histogram -----------------------------------------------------------------------------
-    def hist_setup_context(ctx, inputs, output):
-        pos, species, *params = inputs
-        ctx.save_for_backward(pos, species)
-        ctx.params = tuple(params)
-
-    def hist_backward(ctx, grad):
-        pos, species = ctx.saved_tensors
-        gpos = torch.ops.pdfsolve.pair_histogram_backward(grad, pos, species, *ctx.params)
-        return (gpos, None) + (None,) * len(ctx.params)
-
-    torch.library.register_autograd("pdfsolve::pair_histogram", hist_backward, setup_context=hist_setup_context)
+    register_pos_backward("pair_histogram")
 
     @torch.library.register_fake("pdfsolve::pair_histogram")
     def _(pos, species, n_species, bin_width, nbins):

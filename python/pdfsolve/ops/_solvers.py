@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from ._registry import extension_available
+from ._registry import register_once
 
-_registered = False
 
 
 def register() -> bool:
     """Registers the fake kernel of ``pdfsolve::trilaterate``; False without the compiled extension."""
-    global _registered
-    if _registered:
-        return True
-    if not extension_available() or not hasattr(torch.ops.pdfsolve, "trilaterate"):
-        return False
+    return register_once("solvers", ("trilaterate",), _register)
 
+
+def _register() -> None:
     @torch.library.register_fake("pdfsolve::trilaterate")
     def _(x0, mask, target_pair, target_points, points, m, ftol, gtol, maxiter):
         torch._check(x0.dim() == 3, lambda: "x0 must have shape (B, N, 3)")
         b = x0.shape[0]
         return (x0.new_empty(x0.shape), x0.new_empty((b,), dtype=torch.float64),
                 x0.new_empty((b,), dtype=torch.long), x0.new_empty((b,), dtype=torch.long))
-
-    _registered = True
-    return True
