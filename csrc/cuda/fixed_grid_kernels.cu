@@ -9,6 +9,7 @@
 // lane 0 writes it: no atomics (each pair is evaluated from both ends).
 #include "common/fixed_grid_math.h"
 #include "cuda/fixed_grid_kernels.h"
+#include "cuda/pair_grid_common.cuh"
 
 namespace pdfsolve {
 namespace cuda {
@@ -40,45 +41,6 @@ Params<T> make_params(const FixedGridArgs& a) {
 __device__ __forceinline__ float gexp(float x) { return __expf(x); }
 __device__ __forceinline__ double gexp(double x) { return exp(x); }
 
-// Row-major index q of the pairs i < j of N atoms -> (i, j).
-__device__ __forceinline__ void pair_from_index(int64_t q, int64_t N, int64_t& i, int64_t& j) {
-  const double b = double(2 * N - 1);
-  int64_t r = static_cast<int64_t>((b - sqrt(b * b - 8.0 * double(q))) * 0.5);
-  if (r < 0) r = 0;
-  if (r > N - 2) r = N - 2;
-  auto off = [N](int64_t k) { return k * (2 * N - k - 1) / 2; };
-  while (r > 0 && off(r) > q) --r;
-  while (r < N - 2 && off(r + 1) <= q) ++r;
-  i = r;
-  j = q - off(r) + r + 1;
-}
-
-template <typename T>
-struct PairGeom {
-  T r, dx, dy, dz;
-  int64_t slot;
-};
-
-// Pair (i, j) of cluster b; false when skipped (padding, coincident, beyond rcut). Distances in T.
-template <typename T>
-__device__ __forceinline__ bool load_pair(const T* pos, const int64_t* species, int64_t N, int64_t S, T rcut,
-                                          int64_t b, int64_t i, int64_t j, PairGeom<T>& g) {
-  const int64_t si = species[b * N + i], sj = species[b * N + j];
-  if (si < 0 || sj < 0 || si >= S || sj >= S) return false;
-  const T* pi = pos + (b * N + i) * 3;
-  const T* pj = pos + (b * N + j) * 3;
-  g.dx = pi[0] - pj[0];
-  g.dy = pi[1] - pj[1];
-  g.dz = pi[2] - pj[2];
-  const T d2 = g.dx * g.dx + g.dy * g.dy + g.dz * g.dz;
-  const T tol = T(kCoincidentTol);
-  if (!(d2 > tol * tol)) return false;
-  g.r = sqrt(d2);
-  if (!(g.r <= rcut)) return false;
-  g.slot = (si < sj ? si : sj) * S + (si < sj ? sj : si);
-  return true;
-}
-
 template <typename T, bool kShared>
 __global__ void __launch_bounds__(kFwdThreads)
     fixed_forward_kernel(const T* __restrict__ pos, const int64_t* __restrict__ species, int64_t N, int64_t S,
@@ -88,12 +50,7 @@ __global__ void __launch_bounds__(kFwdThreads)
   const int64_t c = blockIdx.x % chunks;
   const int64_t G = S * S * p.nbins;
   T* ob = out + b * G;
-  T* grid = ob;
-  if (kShared) {
-    grid = reinterpret_cast<T*>(smem_raw);
-    for (int64_t k = threadIdx.x; k < G; k += blockDim.x) grid[k] = T(0);
-    __syncthreads();
-  }
+  T* grid = block_grid_begin<T, kShared>(smem_raw, ob, G);
   const int64_t P = N * (N - 1) / 2;
   const int64_t q0 = P * c / chunks, q1 = P * (c + 1) / chunks;
   for (int64_t q = q0 + threadIdx.x; q < q1; q += blockDim.x) {
@@ -110,17 +67,7 @@ __global__ void __launch_bounds__(kFwdThreads)
       atomicAdd(row + m, w * gexp(-x * x * p.inv2s2));
     }
   }
-  if (kShared) {
-    __syncthreads();
-    if (chunks == 1) {
-      for (int64_t k = threadIdx.x; k < G; k += blockDim.x) ob[k] = grid[k];
-    } else {
-      for (int64_t k = threadIdx.x; k < G; k += blockDim.x) {
-        const T v = grid[k];
-        if (v != T(0)) atomicAdd(ob + k, v);
-      }
-    }
-  }
+  block_grid_end<T, kShared>(grid, ob, G, chunks);
 }
 
 template <typename T>
@@ -155,11 +102,9 @@ __global__ void __launch_bounds__(kBwdThreads)
       gz += k * g.dz;
     }
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    gx += __shfl_down_sync(0xffffffffu, gx, off);
-    gy += __shfl_down_sync(0xffffffffu, gy, off);
-    gz += __shfl_down_sync(0xffffffffu, gz, off);
-  }
+  gx = warp_sum(gx);
+  gy = warp_sum(gy);
+  gz = warp_sum(gz);
   if (lane == 0) {
     grad_pos[(b * N + i) * 3] = gx;
     grad_pos[(b * N + i) * 3 + 1] = gy;
@@ -171,31 +116,17 @@ template <typename T>
 cudaError_t launch_forward(const T* pos, const int64_t* species, const FixedGridArgs& a, T* out,
                            cudaStream_t stream) {
   if (a.batch == 0 || a.natoms < 2 || a.nbins == 0) return cudaSuccess;
-  int dev = 0, sms = 0, smem_optin = 0;
-  cudaError_t err = cudaGetDevice(&dev);
+  GridLaunch plan;
+  cudaError_t err = plan_grid_forward(a.batch, a.natoms, a.n_species, a.nbins, sizeof(T), kFwdThreads, plan);
   if (err != cudaSuccess) return err;
-  if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
-  if ((err = cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) != cudaSuccess)
-    return err;
-  const int64_t P = a.natoms * (a.natoms - 1) / 2;
-  int64_t chunks = (4 * int64_t(sms) + a.batch - 1) / a.batch;
-  const int64_t max_chunks = (P + 4 * kFwdThreads - 1) / (4 * kFwdThreads);
-  if (chunks > max_chunks) chunks = max_chunks;
-  if (chunks < 1) chunks = 1;
-  const int64_t blocks = a.batch * chunks;
-  const size_t smem = size_t(a.n_species * a.n_species * a.nbins) * sizeof(T);
   const Params<T> p = make_params<T>(a);
-  if (smem <= size_t(smem_optin)) {
-    if (smem > 48 * 1024) {
-      err = cudaFuncSetAttribute(fixed_forward_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 int(smem));
-      if (err != cudaSuccess) return err;
-    }
-    fixed_forward_kernel<T, true><<<unsigned(blocks), kFwdThreads, smem, stream>>>(pos, species, a.natoms,
-                                                                                   a.n_species, p, chunks, out);
+  if (plan.shared) {
+    if ((err = allow_shared_memory(fixed_forward_kernel<T, true>, plan.smem)) != cudaSuccess) return err;
+    fixed_forward_kernel<T, true><<<unsigned(plan.blocks), kFwdThreads, plan.smem, stream>>>(
+        pos, species, a.natoms, a.n_species, p, plan.chunks, out);
   } else {
-    fixed_forward_kernel<T, false><<<unsigned(blocks), kFwdThreads, 0, stream>>>(pos, species, a.natoms,
-                                                                                a.n_species, p, chunks, out);
+    fixed_forward_kernel<T, false><<<unsigned(plan.blocks), kFwdThreads, 0, stream>>>(
+        pos, species, a.natoms, a.n_species, p, plan.chunks, out);
   }
   return cudaGetLastError();
 }
@@ -204,10 +135,7 @@ template <typename T>
 cudaError_t launch_backward(const T* grad, const T* pos, const int64_t* species, const FixedGridArgs& a,
                             T* grad_pos, cudaStream_t stream) {
   if (a.batch == 0 || a.natoms == 0) return cudaSuccess;
-  const int64_t warps = a.batch * a.natoms;
-  const int64_t per_block = kBwdThreads / 32;
-  const int64_t blocks = (warps + per_block - 1) / per_block;
-  fixed_backward_kernel<T><<<unsigned(blocks), kBwdThreads, 0, stream>>>(grad, pos, species, a.batch, a.natoms,
+  fixed_backward_kernel<T><<<warp_row_blocks(a.batch * a.natoms, kBwdThreads), kBwdThreads, 0, stream>>>(grad, pos, species, a.batch, a.natoms,
                                                                          a.n_species, make_params<T>(a), grad_pos);
   return cudaGetLastError();
 }

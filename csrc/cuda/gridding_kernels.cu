@@ -11,6 +11,7 @@
 
 #include "common/gridding_math.h"
 #include "cuda/gridding_kernels.h"
+#include "cuda/pair_grid_common.cuh"
 
 namespace pdfsolve {
 namespace cuda {
@@ -25,19 +26,6 @@ template <typename T>
 GridParams<T> make_params(const GridArgs& a) {
   return gridding::make_grid_params<T>(a.bin_width, a.nbins, a.tau0, a.truncate, a.rcut, a.delta1, a.delta2,
                                        a.qbroad);
-}
-
-// Row-major index p of the pairs i < j of N atoms -> (i, j).
-__device__ __forceinline__ void pair_from_index(int64_t p, int64_t N, int64_t& i, int64_t& j) {
-  const double b = double(2 * N - 1);
-  int64_t r = static_cast<int64_t>((b - sqrt(b * b - 8.0 * double(p))) * 0.5);
-  if (r < 0) r = 0;
-  if (r > N - 2) r = N - 2;
-  auto off = [N](int64_t k) { return k * (2 * N - k - 1) / 2; };
-  while (r > 0 && off(r) > p) --r;
-  while (r < N - 2 && off(r + 1) <= p) ++r;
-  i = r;
-  j = p - off(r) + r + 1;
 }
 
 // Bins of one pair's window: float64 uses the multiplicative recurrence of gridding_math.h (double exp is
@@ -56,33 +44,6 @@ __device__ __forceinline__ void window_bins(T r, T s2, T cstep, T norm, const Gr
   }
 }
 
-template <typename T>
-struct PairGeom {
-  T r, dx, dy, dz, usum;
-  int64_t slot;
-};
-
-// Loads pair (i, j) of cluster b; false when it is skipped (padding, coincident, beyond rcut).
-template <typename T>
-__device__ __forceinline__ bool load_pair(const T* pos, const int64_t* species, const T* uiso, int64_t N,
-                                          int64_t S, T rcut, int64_t b, int64_t i, int64_t j, PairGeom<T>& g) {
-  const int64_t si = species[b * N + i], sj = species[b * N + j];
-  if (si < 0 || sj < 0 || si >= S || sj >= S) return false;
-  const T* pi = pos + (b * N + i) * 3;
-  const T* pj = pos + (b * N + j) * 3;
-  g.dx = pi[0] - pj[0];
-  g.dy = pi[1] - pj[1];
-  g.dz = pi[2] - pj[2];
-  const T d2 = g.dx * g.dx + g.dy * g.dy + g.dz * g.dz;
-  const T tol = T(kCoincidentTol);
-  if (!(d2 > tol * tol)) return false;
-  g.r = sqrt(d2);
-  if (!(g.r <= rcut)) return false;
-  g.usum = uiso[b * N + i] + uiso[b * N + j];
-  g.slot = (si < sj ? si : sj) * S + (si < sj ? sj : si);
-  return true;
-}
-
 template <typename T, bool kShared>
 __global__ void __launch_bounds__(kFwdThreads)
     grid_forward_kernel(const T* __restrict__ pos, const int64_t* __restrict__ species, const T* __restrict__ uiso,
@@ -92,12 +53,7 @@ __global__ void __launch_bounds__(kFwdThreads)
   const int64_t c = blockIdx.x % chunks;
   const int64_t G = S * S * p.nbins;
   T* ob = out + b * G;
-  T* grid = ob;
-  if (kShared) {
-    grid = reinterpret_cast<T*>(smem_raw);
-    for (int64_t k = threadIdx.x; k < G; k += blockDim.x) grid[k] = T(0);
-    __syncthreads();
-  }
+  T* grid = block_grid_begin<T, kShared>(smem_raw, ob, G);
   const int64_t P = N * (N - 1) / 2;
   gridding::WidthCache<T> wc;
   const int64_t p0 = P * c / chunks, p1 = P * (c + 1) / chunks;
@@ -105,25 +61,16 @@ __global__ void __launch_bounds__(kFwdThreads)
     int64_t i, j;
     pair_from_index(q, N, i, j);
     PairGeom<T> g;
-    if (!load_pair(pos, species, uiso, N, S, p.rcut, b, i, j, g)) continue;
-    const auto w = gridding::pair_width(g.r, g.usum, p, wc);
+    if (!load_pair(pos, species, N, S, p.rcut, b, i, j, g)) continue;
+    const T usum = uiso[b * N + i] + uiso[b * N + j];
+    const auto w = gridding::pair_width(g.r, usum, p, wc);
     int64_t lo, hi;
     if (!pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     T* row = grid + g.slot * p.nbins;
     const T norm = T(kInvSqrt2Pi) / (w.s * g.r);
     window_bins(g.r, w.s2, wc.cstep, norm, p, lo, hi, [row](int64_t m, T, T v) { atomicAdd(row + m, v); });
   }
-  if (kShared) {
-    __syncthreads();
-    if (chunks == 1) {
-      for (int64_t k = threadIdx.x; k < G; k += blockDim.x) ob[k] = grid[k];
-    } else {
-      for (int64_t k = threadIdx.x; k < G; k += blockDim.x) {
-        const T v = grid[k];
-        if (v != T(0)) atomicAdd(ob + k, v);
-      }
-    }
-  }
+  block_grid_end<T, kShared>(grid, ob, G, chunks);
 }
 
 template <typename T>
@@ -143,8 +90,9 @@ __global__ void __launch_bounds__(kBwdThreads)
   for (int64_t j = lane; j < N; j += 32) {
     if (j == i) continue;
     PairGeom<T> g;
-    if (!load_pair(pos, species, uiso, N, S, p.rcut, b, i, j, g)) continue;
-    const auto w = gridding::pair_width(g.r, g.usum, p, wc);
+    if (!load_pair(pos, species, N, S, p.rcut, b, i, j, g)) continue;
+    const T usum = uiso[b * N + i] + uiso[b * N + j];
+    const auto w = gridding::pair_width(g.r, usum, p, wc);
     int64_t lo, hi;
     if (!pair_window(g.r, p.truncate * w.s, p.h, p.inv_h, p.nbins, lo, hi)) continue;
     const T* grow = gb + g.slot * p.nbins;
@@ -157,19 +105,17 @@ __global__ void __launch_bounds__(kBwdThreads)
       S2 += gg * x * x;
     });
     T dLdr, dLdu;
-    gridding::pair_grad(g.r, g.usum, w, S0, S1, S2, p, dLdr, dLdu);
+    gridding::pair_grad(g.r, usum, w, S0, S1, S2, p, dLdr, dLdu);
     const T k = dLdr / g.r;
     gx += k * g.dx;
     gy += k * g.dy;
     gz += k * g.dz;
     gu += dLdu;
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    gx += __shfl_down_sync(0xffffffffu, gx, off);
-    gy += __shfl_down_sync(0xffffffffu, gy, off);
-    gz += __shfl_down_sync(0xffffffffu, gz, off);
-    gu += __shfl_down_sync(0xffffffffu, gu, off);
-  }
+  gx = warp_sum(gx);
+  gy = warp_sum(gy);
+  gz = warp_sum(gz);
+  gu = warp_sum(gu);
   if (lane == 0) {
     grad_pos[(b * N + i) * 3] = gx;
     grad_pos[(b * N + i) * 3 + 1] = gy;
@@ -182,32 +128,17 @@ template <typename T>
 cudaError_t launch_forward(const T* pos, const int64_t* species, const T* uiso, const GridArgs& a, T* out,
                            cudaStream_t stream) {
   if (a.batch == 0 || a.natoms < 2 || a.nbins == 0) return cudaSuccess;
-  int dev = 0, sms = 0, smem_optin = 0;
-  cudaError_t err = cudaGetDevice(&dev);
+  GridLaunch plan;
+  cudaError_t err = plan_grid_forward(a.batch, a.natoms, a.n_species, a.nbins, sizeof(T), kFwdThreads, plan);
   if (err != cudaSuccess) return err;
-  if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
-  if ((err = cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) != cudaSuccess)
-    return err;
-  const int64_t P = a.natoms * (a.natoms - 1) / 2;
-  // Enough blocks to fill the device, but at least ~4 pairs per thread in each block.
-  int64_t chunks = (4 * int64_t(sms) + a.batch - 1) / a.batch;
-  const int64_t max_chunks = (P + 4 * kFwdThreads - 1) / (4 * kFwdThreads);
-  if (chunks > max_chunks) chunks = max_chunks;
-  if (chunks < 1) chunks = 1;
-  const int64_t blocks = a.batch * chunks;
-  const size_t smem = size_t(a.n_species * a.n_species * a.nbins) * sizeof(T);
   const GridParams<T> p = make_params<T>(a);
-  if (smem <= size_t(smem_optin)) {
-    if (smem > 48 * 1024) {
-      err = cudaFuncSetAttribute(grid_forward_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 int(smem));
-      if (err != cudaSuccess) return err;
-    }
-    grid_forward_kernel<T, true><<<unsigned(blocks), kFwdThreads, smem, stream>>>(pos, species, uiso, a.natoms,
-                                                                                  a.n_species, p, chunks, out);
+  if (plan.shared) {
+    if ((err = allow_shared_memory(grid_forward_kernel<T, true>, plan.smem)) != cudaSuccess) return err;
+    grid_forward_kernel<T, true><<<unsigned(plan.blocks), kFwdThreads, plan.smem, stream>>>(
+        pos, species, uiso, a.natoms, a.n_species, p, plan.chunks, out);
   } else {
-    grid_forward_kernel<T, false><<<unsigned(blocks), kFwdThreads, 0, stream>>>(pos, species, uiso, a.natoms,
-                                                                               a.n_species, p, chunks, out);
+    grid_forward_kernel<T, false><<<unsigned(plan.blocks), kFwdThreads, 0, stream>>>(
+        pos, species, uiso, a.natoms, a.n_species, p, plan.chunks, out);
   }
   return cudaGetLastError();
 }
@@ -216,10 +147,7 @@ template <typename T>
 cudaError_t launch_backward(const T* grad, const T* pos, const int64_t* species, const T* uiso, const GridArgs& a,
                             T* grad_pos, T* grad_uiso, cudaStream_t stream) {
   if (a.batch == 0 || a.natoms < 2 || a.nbins == 0) return cudaSuccess;
-  const int64_t warps = a.batch * a.natoms;
-  const int64_t per_block = kBwdThreads / 32;
-  const int64_t blocks = (warps + per_block - 1) / per_block;
-  grid_backward_kernel<T><<<unsigned(blocks), kBwdThreads, 0, stream>>>(
+  grid_backward_kernel<T><<<warp_row_blocks(a.batch * a.natoms, kBwdThreads), kBwdThreads, 0, stream>>>(
       grad, pos, species, uiso, a.batch, a.natoms, a.n_species, make_params<T>(a), grad_pos, grad_uiso);
   return cudaGetLastError();
 }
