@@ -9,6 +9,7 @@ import torch
 
 from pdfsolve.ops import _fixed_grid, _registry, reference, reference_fixed
 from pdfsolve.ops._registry import extension_available, has_kernel
+from _ops_helpers import at_least_two_threads, lattice_cluster, rel_err
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_ext = pytest.mark.skipif(not (extension_available() and has_kernel("fixed_pair_grid", "cpu")),
@@ -35,11 +36,6 @@ def op_bwd(grad, pos, species, *args):
 
 def ref(pos, species, *args):
     return reference_fixed.fixed_pair_grid(pos.double(), species, *args)
-
-
-def rel_err(a, b):
-    scale = b.abs().max().clamp_min(1e-300)
-    return float((a.double() - b.double()).abs().max() / scale)
 
 
 def batch(b, n, n_species=2, box=8.0, seed=0, pad=True):
@@ -187,13 +183,8 @@ def test_non_contiguous_inputs():
 @needs_ext
 def test_large_single_cluster_atom_parallel_path():
     """600 atoms, B = 1: the atom-parallel path (thread-local grids) when torch has 2+ threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(2, threads))
-    try:
-        g = torch.Generator().manual_seed(7)
-        lattice = torch.stack(torch.meshgrid(*[torch.arange(9.0, dtype=torch.float64)] * 3, indexing="ij"), -1)
-        pos = (2.5 * lattice.reshape(-1, 3)[:600] + 0.2 * torch.randn(600, 3, generator=g, dtype=torch.float64))[None]
-        species = torch.randint(0, 2, (1, 600), generator=g)
+    with at_least_two_threads():
+        pos, species, _ = lattice_cluster(600, seed=7)
         args = (2, 0.05, 120, 0.05, 5.5, 100.0)  # few bins: the reference stays small
         out = op(pos, species, *args)
         expect = ref(pos, species, *args)
@@ -203,8 +194,6 @@ def test_large_single_cluster_atom_parallel_path():
         grad = torch.randn_like(out)
         assert rel_err(op_bwd(grad, pos, species, *args), ref_grad(grad, pos, species, *args)) < 1e-5
         assert rel_err(op(pos.float(), species, *args), ref(pos.float(), species, *args)) < 1e-5
-    finally:
-        torch.set_num_threads(threads)
 
 
 @needs_ext

@@ -8,6 +8,7 @@ import torch
 from pdfsolve.ops import reference
 from pdfsolve.ops import _gridding, _registry
 from pdfsolve.ops._registry import extension_available, has_kernel
+from _ops_helpers import at_least_two_threads, lattice_cluster, rel_err
 
 needs_ext = pytest.mark.skipif(not (extension_available() and has_kernel("gaussian_pair_grid", "cpu")),
                                reason="compiled pdfsolve._C with a CPU gaussian_pair_grid kernel is not available")
@@ -45,11 +46,6 @@ def cluster(b, n, n_species=2, box=8.0, seed=0, dtype=torch.float64, min_dist=1.
     species = torch.randint(0, n_species, (b, n), generator=g)
     uiso = 0.003 + 0.01 * torch.rand(b, n, generator=g, dtype=torch.float64)
     return pos.to(dtype), species, uiso.to(dtype)
-
-
-def rel_err(a, b):
-    scale = b.abs().max().clamp_min(1e-300)
-    return float((a.double() - b.double()).abs().max() / scale)
 
 
 def ref_grads(grad, pos, species, uiso, *args):
@@ -188,13 +184,8 @@ def test_non_contiguous_inputs():
 
 def test_large_single_cluster_atom_parallel_path():
     """600 atoms, B = 1: the atom-parallel path (thread-local grids) when torch has 2+ threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(2, threads))
-    try:
-        g = torch.Generator().manual_seed(7)
-        lattice = torch.stack(torch.meshgrid(*[torch.arange(9.0, dtype=torch.float64)] * 3, indexing="ij"), -1)
-        pos = (2.5 * lattice.reshape(-1, 3)[:600] + 0.2 * torch.randn(600, 3, generator=g, dtype=torch.float64))[None]
-        species = torch.randint(0, 2, (1, 600), generator=g)
+    with at_least_two_threads():
+        pos, species, g = lattice_cluster(600, seed=7)
         uiso = 0.003 + 0.01 * torch.rand(1, 600, generator=g, dtype=torch.float64)
         args = (2, 0.2, 30, 0.05, 5.5, 100.0, 0.2, 0.1, 0.01)  # few bins: the reference stays small
         out = op(pos, species, uiso, *args)
@@ -209,8 +200,6 @@ def test_large_single_cluster_atom_parallel_path():
         assert rel_err(gp, rp) < 1e-10 and rel_err(gu, ru) < 1e-10
         out32 = op(pos.float(), species, uiso.float(), *args)
         assert rel_err(out32, ref) < 1e-5
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_gradcheck():
