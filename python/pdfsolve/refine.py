@@ -41,6 +41,7 @@ from .engine.grids import DebyeGrid
 from .engine.parameters import PDFParameters
 from .engine.scattering import scattering_factors
 from .metrics import rwp
+from .ops import pair_distances
 from .target import Target
 
 EXPANSION_BOUNDS = (0.9, 1.1)
@@ -342,7 +343,7 @@ def _fixed_pair_set(pos: torch.Tensor, mask: torch.Tensor, grid: DebyeGrid) -> t
     off_diagonal = ~torch.eye(n, dtype=torch.bool, device=pos.device)
     for start in range(0, len(todo), block):
         k = todo[start:start + block]
-        d = torch.cdist(pos[k], pos[k])
+        d = pair_distances(pos[k], mask[k])  # exact differences, 0 off the real pairs
         pair = mask[k][:, :, None] & mask[k][:, None, :] & off_diagonal
         crossing = ((d > lo / s1) & (d <= lo / s0)) | ((d > hi / s1) & (d <= hi / s0))
         fixed[k] = ~(crossing & pair).flatten(1).any(1)

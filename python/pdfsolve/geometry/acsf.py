@@ -13,6 +13,7 @@ import torch
 
 from ..ops import acsf as _acsf_op
 from ..ops.reference_acsf import n_features as _n_features
+from ._inputs import as_batch
 
 # Fung et al. (2022), StructRepGen configs/example/example_extract_reconstruct.yaml.
 _PUBLISHED_RCUT = 20.0
@@ -82,17 +83,17 @@ class ACSFParameters:
 
 
 def _prepare(pos, species, n_species, mask):
-    """Batched (B, N, 3) positions, (B, N) species with -1 for masked slots, S, and whether a batch dim was added."""
+    """Batched (B, N, 3) positions, (B, N) species with -1 for masked slots, S, and whether a batch dim was added.
+
+    Stricter than the other geometry functions on one point: a NaN or inf position is an error even in a padding
+    slot, and integer positions take torch's default dtype.
+    """
     pos = torch.as_tensor(pos)
     if not pos.is_floating_point():
         pos = pos.to(torch.get_default_dtype())
-    squeeze = pos.dim() == 2
-    if squeeze:
-        pos = pos[None]
-    if pos.dim() != 3 or pos.shape[-1] != 3:
-        raise ValueError(f"pos must have shape (N, 3) or (B, N, 3), got {tuple(pos.shape)}")
     if not torch.isfinite(pos).all():
         raise ValueError("pos contains NaN or inf coordinates")
+    pos, mask, squeeze = as_batch(pos, mask)
     B, N = pos.shape[:2]
     if species is None:
         species = torch.zeros(B, N, dtype=torch.long, device=pos.device)
@@ -102,13 +103,7 @@ def _prepare(pos, species, n_species, mask):
             species = species[None]
         if species.shape != (B, N):
             raise ValueError(f"species must have shape {(B, N)}, got {tuple(species.shape)}")
-    if mask is not None:
-        mask = torch.as_tensor(mask, device=pos.device).to(torch.bool)
-        if squeeze and mask.dim() == 1:
-            mask = mask[None]
-        if mask.shape != (B, N):
-            raise ValueError(f"mask must have shape {(B, N)}, got {tuple(mask.shape)}")
-        species = torch.where(mask, species, torch.full_like(species, -1))
+    species = torch.where(mask, species, torch.full_like(species, -1))
     if n_species is None:
         n_species = int(species.max().item()) + 1 if species.numel() else 1
         n_species = max(n_species, 1)

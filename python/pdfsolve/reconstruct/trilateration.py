@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import ops
+from ..geometry import pair_distances
 from ..geometry._inputs import as_batch
 from ..ops._registry import use_compiled
 from ..optim import SCIPY_FTOL, minimize_batched, value_and_grad
@@ -79,7 +80,7 @@ def trilateration_start(pair: torch.Tensor, to_points: torch.Tensor, points: tor
     full[:, :N, :N] = pair
     full[:, :N, N:] = to_points
     full[:, N:, :N] = to_points.transpose(1, 2)
-    full[:, N:, N:] = torch.cdist(points, points)
+    full[:, N:, N:] = pair_distances(points)  # exact differences (cdist takes the Gram shortcut past 25 points)
     m = torch.cat([mask, torch.ones(B, P, dtype=torch.bool)], 1)
     y = classical_mds(full, m)
     x = _align_to_points(y, y[:, N:], points)[:, :N]
