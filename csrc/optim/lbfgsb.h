@@ -137,14 +137,34 @@ class Lbfgsb {
     mid_.clear();
   }
 
-  //! Adds the pair (s, y) (oldest dropped beyond m) and forms M = [[-D, L^T], [L, theta S^T S]]^-1.
+  //! Cached inner product of memory pairs a and b (oldest first): v[a * m + b].
+  double cached(const std::vector<double>& v, int64_t a, int64_t b) const { return v[a * opt_.m + b]; }
+
+  //! Adds the pair (s, y) (oldest dropped beyond m), updates the cached products s.y, s.s, y.y (2 col new dot
+  //! products each, the rest shifted) and forms M = [[-D, L^T], [L, theta S^T S]]^-1.
   bool update_memory(const std::vector<double>& s, const std::vector<double>& y, double sy, double yy) {
-    if (col() == opt_.m) {
+    const int64_t m = opt_.m;
+    if (sy_.empty()) {
+      sy_.assign(m * m, 0.0);
+      ss_.assign(m * m, 0.0);
+      yy_.assign(m * m, 0.0);
+    }
+    if (col() == m) {
       s_.erase(s_.begin());
       y_.erase(y_.begin());
+      for (std::vector<double>* v : {&sy_, &ss_, &yy_})
+        for (int64_t a = 0; a + 1 < m; ++a)
+          for (int64_t b = 0; b + 1 < m; ++b) (*v)[a * m + b] = (*v)[(a + 1) * m + b + 1];
     }
     s_.push_back(s);
     y_.push_back(y);
+    const int64_t k = col() - 1;
+    for (int64_t a = 0; a <= k; ++a) {
+      sy_[a * m + k] = dot(s_[a], y_[k]);
+      sy_[k * m + a] = dot(s_[k], y_[a]);
+      ss_[a * m + k] = ss_[k * m + a] = dot(s_[a], s_[k]);
+      yy_[a * m + k] = yy_[k * m + a] = dot(y_[a], y_[k]);
+    }
     theta_ = yy / sy;
     return form_middle();
   }
@@ -154,17 +174,47 @@ class Lbfgsb {
     std::vector<double> K(k2 * k2, 0.0);
     for (int64_t a = 0; a < c; ++a) {
       for (int64_t b = 0; b < c; ++b) {
-        const double sy = dot(s_[a], y_[b]);
-        if (a == b) K[a * k2 + b] = -sy;                       // -D
-        if (a > b) {                                           // L (strictly lower part of S^T Y)
+        const double sy = cached(sy_, a, b);
+        if (a == b) K[a * k2 + b] = -sy;                          // -D
+        if (a > b) {                                              // L (strictly lower part of S^T Y)
           K[(c + a) * k2 + b] = sy;
-          K[b * k2 + c + a] = sy;                              // L^T
+          K[b * k2 + c + a] = sy;                                 // L^T
         }
-        K[(c + a) * k2 + c + b] = theta_ * dot(s_[a], s_[b]);  // theta S^T S
+        K[(c + a) * k2 + c + b] = theta_ * cached(ss_, a, b);  // theta S^T S
       }
     }
     mid_ = K;
     return invert(mid_, k2);
+  }
+
+  //! A A^T = sum over the free rows i of w_i w_i^T (2 col x 2 col). With few fixed rows it is W^T W from the
+  //! cached products ([[Y^T Y, theta Y^T S], [theta S^T Y, theta^2 S^T S]]) minus the fixed rows' terms, else the
+  //! direct sum over the free rows (no cancellation when most rows are fixed).
+  std::vector<double> free_gram(const std::vector<int64_t>& fr) const {
+    const int64_t c = col(), k2 = 2 * c, nf = static_cast<int64_t>(fr.size());
+    std::vector<double> G(k2 * k2, 0.0), w(k2);
+    auto add_rows = [&](bool free_rows, double sign) {
+      for (int64_t i = 0; i < n_; ++i) {
+        if ((free_[i] != 0) != free_rows) continue;
+        w_row(i, w.data());
+        for (int64_t a = 0; a < k2; ++a)
+          for (int64_t b = 0; b < k2; ++b) G[a * k2 + b] += sign * w[a] * w[b];
+      }
+    };
+    if (2 * (n_ - nf) >= n_) {
+      add_rows(true, 1.0);
+      return G;
+    }
+    for (int64_t a = 0; a < c; ++a) {
+      for (int64_t b = 0; b < c; ++b) {
+        G[a * k2 + b] = cached(yy_, a, b);
+        G[a * k2 + c + b] = theta_ * cached(sy_, b, a);  // y_a . s_b
+        G[(c + a) * k2 + b] = theta_ * cached(sy_, a, b);
+        G[(c + a) * k2 + c + b] = theta_ * theta_ * cached(ss_, a, b);
+      }
+    }
+    add_rows(false, -1.0);
+    return G;
   }
 
   static double dot(const std::vector<double>& a, const std::vector<double>& b) {
@@ -312,19 +362,17 @@ class Lbfgsb {
     if (fr.empty()) return;
     const int64_t nf = static_cast<int64_t>(fr.size());
     // reduced gradient r = g + theta (z - x) - W M c on the free variables
-    std::vector<double> Mc(k2), w(k2), r(nf), Ar(k2, 0.0), AAt(k2 * k2, 0.0);
+    std::vector<double> Mc(k2), w(k2), r(nf), Ar(k2, 0.0);
     mid_times(c_.data(), Mc.data());
     for (int64_t a = 0; a < nf; ++a) {
       const int64_t i = fr[a];
       w_row(i, w.data());
       r[a] = g_[i] + theta_ * (z_[i] - x_[i]) - dotk(w.data(), Mc.data(), k2);
-      for (int64_t k = 0; k < k2; ++k) {
-        Ar[k] += w[k] * r[a];
-        for (int64_t j = 0; j < k2; ++j) AAt[k * k2 + j] += w[k] * w[j];
-      }
+      for (int64_t k = 0; k < k2; ++k) Ar[k] += w[k] * r[a];
     }
+    const std::vector<double> AAt = free_gram(fr);
     // v = (I - M A A^T / theta)^-1 M A r, du = -r / theta - A^T v / theta^2
-    std::vector<double> v(k2), N(k2 * k2), row(k2);
+    std::vector<double> v(k2), N(k2 * k2);
     mid_times(Ar.data(), v.data());
     for (int64_t a = 0; a < k2; ++a) {
       for (int64_t b = 0; b < k2; ++b) {
@@ -478,6 +526,7 @@ class Lbfgsb {
   int64_t iter_ = 0, nfev_ = 0, ifun_ = 0;
   // memory: pairs oldest first, theta, M
   std::vector<std::vector<double>> s_, y_;
+  std::vector<double> sy_, ss_, yy_;  // cached s_a.y_b, s_a.s_b, y_a.y_b (m x m, see cached())
   double theta_ = 1.0;
   std::vector<double> mid_;
   // iteration work: Cauchy point / x-bar, free set, c = W^T (path), direction, saved x_k, g_k, f_k
