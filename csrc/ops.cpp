@@ -63,4 +63,9 @@ TORCH_LIBRARY(pdfsolve, m) {
   m.def(
       "trilaterate(Tensor x0, Tensor mask, Tensor target_pair, Tensor target_points, Tensor points, int m, "
       "float ftol, float gtol, int maxiter) -> (Tensor, Tensor, Tensor, Tensor)");
+  // Coordinates (B, N, 3) whose Gaussian affinity exp(-d^2 / (2 sigma^2)) (sigma (B,)) fits a target (B, N, N) in
+  // least squares, from x0; returns (x, f, iterations, status).
+  m.def(
+      "fit_affinity(Tensor x0, Tensor mask, Tensor target, Tensor sigma, int m, float ftol, float gtol, "
+      "int maxiter) -> (Tensor, Tensor, Tensor, Tensor)");
 }

@@ -3,26 +3,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ase.cluster import Decahedron, FaceCenteredCubic, Icosahedron, Octahedron
 
 import pdfsolve.ops as ops
 from pdfsolve.geometry import pair_distances, point_distances, sphere_points
 from pdfsolve.reconstruct import classical_mds, to_unit_sphere, trilaterate
+from _clusters import motif_clusters, padded
 
 needs_ext = pytest.mark.skipif(not ops.extension_available(), reason="pdfsolve._C not built")
 
-CLUSTERS = [Icosahedron("Au", 3), Octahedron("Pt", 4), Decahedron("Pd", 3, 2, 1),
-            FaceCenteredCubic("Cu", [(1, 0, 0), (1, 1, 0), (1, 1, 1)], [2, 3, 2]), Icosahedron("Ag", 2)]
+CLUSTERS = motif_clusters()
 
 
 def padded_batch():
-    n = max(len(c) for c in CLUSTERS)
-    pos = torch.zeros(len(CLUSTERS), n, 3, dtype=torch.float64)
-    mask = torch.zeros(len(CLUSTERS), n, dtype=torch.bool)
-    for k, c in enumerate(CLUSTERS):
-        pos[k, : len(c)] = torch.tensor(c.positions)
-        mask[k, : len(c)] = True
-    return pos, mask
+    return padded(CLUSTERS)
 
 
 def targets(pos, mask, n_sat=11):

@@ -29,32 +29,20 @@ void atom_bounds(const double* x0, const bool* mask, int64_t n, std::vector<doub
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> trilaterate_cpu(
-    const at::Tensor& x0_, const at::Tensor& mask_, const at::Tensor& target_pair_, const at::Tensor& target_points_,
-    const at::Tensor& points_, int64_t m, double ftol, double gtol, int64_t maxiter) {
-  const char* op = "pdfsolve::trilaterate";
-  check_masked_atoms(op, x0_, mask_);
+using SolverResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+//! Runs one L-BFGS-B minimisation per cluster of x0 (B, N, 3) (padding atoms fixed) with the objective
+//! make_objective(b) (a callable f(x, g) over the 3N variables of cluster b); returns (x, f, iterations, status).
+template <typename MakeObjective>
+SolverResult solve_each(const at::Tensor& x0_, const at::Tensor& mask, const optim::Options& opt,
+                        const MakeObjective& make_objective) {
   const int64_t B = x0_.size(0), N = x0_.size(1);
-  TORCH_CHECK(points_.dim() == 2 && points_.size(1) == 3, op, ": points must have shape (P, 3), got ",
-              points_.sizes());
-  const int64_t P = points_.size(0);
-  TORCH_CHECK(target_pair_.sizes() == at::IntArrayRef({B, N, N}), op, ": target_pair must have shape (", B, ", ", N,
-              ", ", N, "), got ", target_pair_.sizes());
-  TORCH_CHECK(target_points_.sizes() == at::IntArrayRef({B, N, P}), op, ": target_points must have shape (", B,
-              ", ", N, ", ", P, "), got ", target_points_.sizes());
-  // scipy's maxls; maxfun as scipy's default, raised for long runs
-  const optim::Options opt = solver_options(op, m, ftol, gtol, maxiter, std::max<int64_t>(15000, 2 * maxiter), 20);
   auto x0 = x0_.to(at::kDouble).contiguous();
-  auto mask = mask_.contiguous();
-  auto tp = target_pair_.to(at::kDouble).contiguous();
-  auto ts = target_points_.to(at::kDouble).contiguous();
-  auto pts = points_.to(at::kDouble).contiguous();
   auto x = at::empty_like(x0);
   auto f = at::empty({B}, x0.options());
   auto nit = at::empty({B}, x0.options().dtype(at::kLong));
   auto status = at::empty({B}, x0.options().dtype(at::kLong));
-  const double *X0 = x0.data_ptr<double>(), *TP = tp.data_ptr<double>(), *TS = ts.data_ptr<double>(),
-               *S = pts.data_ptr<double>();
+  const double* X0 = x0.data_ptr<double>();
   const bool* M = mask.data_ptr<bool>();
   double *X = x.data_ptr<double>(), *F = f.data_ptr<double>();
   int64_t *NIT = nit.data_ptr<int64_t>(), *ST = status.data_ptr<int64_t>();
@@ -63,8 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> trilaterate_cpu(
     for (int64_t b = b0; b < b1; ++b) {
       atom_bounds(X0 + b * N * 3, M + b * N, N, lo, hi);
       optim::Lbfgsb solver(X0 + b * N * 3, lo.data(), hi.data(), 3 * N, opt);
-      const optim::TrilaterationObjective objective{TP + b * N * N, TS + b * N * P, S, M + b * N, N, P};
-      optim::run_to_end(solver, objective);
+      optim::run_to_end(solver, make_objective(b));
       std::copy(solver.point().begin(), solver.point().end(), X + b * N * 3);
       F[b] = solver.f();
       NIT[b] = solver.iterations();
@@ -74,8 +61,60 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> trilaterate_cpu(
   return {x.to(x0_.scalar_type()), f, nit, status};
 }
 
+//! scipy's maxfun default, raised for long runs; scipy's maxls.
+optim::Options reconstruction_options(const char* op, int64_t m, double ftol, double gtol, int64_t maxiter) {
+  return solver_options(op, m, ftol, gtol, maxiter, std::max<int64_t>(15000, 2 * maxiter), 20);
+}
+
+SolverResult trilaterate_cpu(const at::Tensor& x0, const at::Tensor& mask_, const at::Tensor& target_pair_,
+                             const at::Tensor& target_points_, const at::Tensor& points_, int64_t m, double ftol,
+                             double gtol, int64_t maxiter) {
+  const char* op = "pdfsolve::trilaterate";
+  check_masked_atoms(op, x0, mask_);
+  const int64_t B = x0.size(0), N = x0.size(1);
+  TORCH_CHECK(points_.dim() == 2 && points_.size(1) == 3, op, ": points must have shape (P, 3), got ",
+              points_.sizes());
+  const int64_t P = points_.size(0);
+  TORCH_CHECK(target_pair_.sizes() == at::IntArrayRef({B, N, N}), op, ": target_pair must have shape (", B, ", ", N,
+              ", ", N, "), got ", target_pair_.sizes());
+  TORCH_CHECK(target_points_.sizes() == at::IntArrayRef({B, N, P}), op, ": target_points must have shape (", B,
+              ", ", N, ", ", P, "), got ", target_points_.sizes());
+  const optim::Options opt = reconstruction_options(op, m, ftol, gtol, maxiter);
+  auto mask = mask_.contiguous();
+  auto tp = target_pair_.to(at::kDouble).contiguous();
+  auto ts = target_points_.to(at::kDouble).contiguous();
+  auto pts = points_.to(at::kDouble).contiguous();
+  const double *TP = tp.data_ptr<double>(), *TS = ts.data_ptr<double>(), *S = pts.data_ptr<double>();
+  const bool* M = mask.data_ptr<bool>();
+  return solve_each(x0, mask, opt, [&](int64_t b) {
+    return optim::TrilaterationObjective{TP + b * N * N, TS + b * N * P, S, M + b * N, N, P};
+  });
+}
+
+SolverResult fit_affinity_cpu(const at::Tensor& x0, const at::Tensor& mask_, const at::Tensor& target_,
+                              const at::Tensor& sigma_, int64_t m, double ftol, double gtol, int64_t maxiter) {
+  const char* op = "pdfsolve::fit_affinity";
+  check_masked_atoms(op, x0, mask_);
+  const int64_t B = x0.size(0), N = x0.size(1);
+  TORCH_CHECK(target_.sizes() == at::IntArrayRef({B, N, N}), op, ": target must have shape (", B, ", ", N, ", ", N,
+              "), got ", target_.sizes());
+  check_sigma(op, sigma_, x0);
+  const optim::Options opt = reconstruction_options(op, m, ftol, gtol, maxiter);
+  auto mask = mask_.contiguous();
+  auto target = target_.to(at::kDouble).contiguous();
+  auto sigma = sigma_.to(at::kDouble).contiguous();
+  const double *T = target.data_ptr<double>(), *SG = sigma.data_ptr<double>();
+  const bool* M = mask.data_ptr<bool>();
+  return solve_each(x0, mask, opt, [&](int64_t b) {
+    return optim::AffinityObjective{T + b * N * N, M + b * N, N, SG[b]};
+  });
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace pdfsolve
 
-TORCH_LIBRARY_IMPL(pdfsolve, CPU, m) { m.impl("trilaterate", &pdfsolve::cpu::trilaterate_cpu); }
+TORCH_LIBRARY_IMPL(pdfsolve, CPU, m) {
+  m.impl("trilaterate", &pdfsolve::cpu::trilaterate_cpu);
+  m.impl("fit_affinity", &pdfsolve::cpu::fit_affinity_cpu);
+}

@@ -7,16 +7,24 @@ import torch
 from ._registry import register_once
 
 
-
 def register() -> bool:
-    """Registers the fake kernel of ``pdfsolve::trilaterate``; False without the compiled extension."""
-    return register_once("solvers", ("trilaterate",), _register)
+    """Registers the fake kernels of the solver ops; False without the compiled extension."""
+    return register_once("solvers", ("trilaterate", "fit_affinity"), _register)
+
+
+def _solver_outputs(x0):
+    """(x, f, iterations, status) of a whole-run solver op from x0 (B, N, 3)."""
+    torch._check(x0.dim() == 3, lambda: "x0 must have shape (B, N, 3)")
+    b = x0.shape[0]
+    return (x0.new_empty(x0.shape), x0.new_empty((b,), dtype=torch.float64),
+            x0.new_empty((b,), dtype=torch.long), x0.new_empty((b,), dtype=torch.long))
 
 
 def _register() -> None:
     @torch.library.register_fake("pdfsolve::trilaterate")
     def _(x0, mask, target_pair, target_points, points, m, ftol, gtol, maxiter):
-        torch._check(x0.dim() == 3, lambda: "x0 must have shape (B, N, 3)")
-        b = x0.shape[0]
-        return (x0.new_empty(x0.shape), x0.new_empty((b,), dtype=torch.float64),
-                x0.new_empty((b,), dtype=torch.long), x0.new_empty((b,), dtype=torch.long))
+        return _solver_outputs(x0)
+
+    @torch.library.register_fake("pdfsolve::fit_affinity")
+    def _(x0, mask, target, sigma, m, ftol, gtol, maxiter):
+        return _solver_outputs(x0)

@@ -16,8 +16,9 @@ import torch
 from .. import ops
 from ..geometry import pair_distances
 from ..geometry._inputs import as_batch
-from ..ops._registry import use_compiled
-from ..optim import SCIPY_FTOL, minimize_batched, value_and_grad
+from ..optim import SCIPY_FTOL
+from ._solver import ReconstructionResult, minimize_positions, resolve_backend
+from .embedding import classical_mds
 
 
 @dataclass
@@ -44,20 +45,6 @@ def to_unit_sphere(pos, mask=None) -> tuple[torch.Tensor, UnitSphereFrame]:
     scale = torch.where(radius > 0, radius, torch.ones_like(radius))
     frame = UnitSphereFrame(origin, scale)
     return torch.where(mask[..., None], (pos - origin[:, None]) / scale[:, None, None], torch.zeros_like(pos)), frame
-
-
-def classical_mds(dist: torch.Tensor, mask: torch.Tensor, dim: int = 3) -> torch.Tensor:
-    """Classical (Torgerson) MDS of padded distance matrices (B, M, M) -> (B, M, dim) coordinates, centred on the
-    real points (padding rows are zero). Exact for exact Euclidean distances, up to rotation and reflection."""
-    w = mask.to(dist.dtype)
-    n = w.sum(1, keepdim=True).clamp(min=1)
-    d2 = dist**2 * w[:, :, None] * w[:, None, :]
-    row = d2.sum(2) / n
-    total = (row * w).sum(1, keepdim=True) / n
-    gram = -0.5 * (d2 - row[:, :, None] - row[:, None, :] + total[:, :, None]) * w[:, :, None] * w[:, None, :]
-    evals, evecs = torch.linalg.eigh(gram)
-    top = evals[:, -dim:].clamp(min=0).flip(-1)
-    return evecs[:, :, -dim:].flip(-1) * top.sqrt()[:, None, :]
 
 
 def _align_to_points(y: torch.Tensor, y_pts: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -87,19 +74,8 @@ def trilateration_start(pair: torch.Tensor, to_points: torch.Tensor, points: tor
     return torch.where(mask[..., None], x, torch.zeros_like(x))
 
 
-@dataclass
-class TrilaterationResult:
-    """x (B, N, 3) coordinates in the points' frame, loss (B,) final sum of squared residuals, nit and status (B,)
-    (codes of :data:`pdfsolve.optim.STATUS`)."""
-
-    x: torch.Tensor
-    loss: torch.Tensor
-    nit: torch.Tensor
-    status: torch.Tensor
-
-
 def trilaterate(pair, to_points, points, mask=None, *, x0=None, m: int = 10, ftol: float = SCIPY_FTOL,
-                gtol: float = 1e-8, maxiter: int = 2000, backend: str = "auto") -> TrilaterationResult:
+                gtol: float = 1e-8, maxiter: int = 2000, backend: str = "auto") -> ReconstructionResult:
     """Coordinates of B clusters from distances: pair (B, N, N) between atoms, to_points (B, N, P) from atoms to
     the fixed points (P, 3) (e.g. satellites on the unit sphere), padding marked by mask (B, N) bool.
 
@@ -123,27 +99,14 @@ def trilaterate(pair, to_points, points, mask=None, *, x0=None, m: int = 10, fto
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or inf")
     start = trilateration_start(pair, to_points, points, mask) if x0 is None else torch.as_tensor(x0, dtype=torch.float64)
-    if backend == "auto":
-        backend = "compiled" if use_compiled("trilaterate", torch.device("cpu")) else "torch"
-    if backend == "compiled":
-        x, loss, nit, status = torch.ops.pdfsolve.trilaterate(start, mask, pair, to_points, points, m, ftol, gtol,
-                                                              maxiter)
-        return TrilaterationResult(x, loss, nit, status)
-    if backend != "torch":
-        raise ValueError(f"backend must be 'auto', 'compiled' or 'torch', got {backend!r}")
-
+    if resolve_backend(backend, "trilaterate") == "compiled":
+        return ReconstructionResult(*torch.ops.pdfsolve.trilaterate(start, mask, pair, to_points, points, m, ftol,
+                                                                    gtol, maxiter))
     upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)  # each pair once
 
-    def objective(x, index):
-        xb = x.reshape(-1, N, 3)
-        mk = mask[index]
-        rp = (ops.pair_distances(xb, mk) - pair[index]) * (upper & mk[:, :, None] & mk[:, None, :])
-        rs = (ops.point_distances(xb, mk, points) - to_points[index]) * mk[..., None]
+    def residuals(x, mk, index):
+        rp = (ops.pair_distances(x, mk) - pair[index]) * (upper & mk[:, :, None] & mk[:, None, :])
+        rs = (ops.point_distances(x, mk, points) - to_points[index]) * mk[..., None]
         return (rp**2).sum((1, 2)) + (rs**2).sum((1, 2))
 
-    fixed = (~mask)[..., None].expand(B, N, 3).reshape(B, -1)
-    flat = start.reshape(B, -1)
-    inf = torch.full_like(flat, float("inf"))
-    res = minimize_batched(value_and_grad(objective), flat, torch.where(fixed, flat, -inf),
-                           torch.where(fixed, flat, inf), m=m, ftol=ftol, gtol=gtol, maxiter=maxiter)
-    return TrilaterationResult(res.x.reshape(B, N, 3), res.fun, res.nit, res.status)
+    return minimize_positions(residuals, start, mask, m=m, ftol=ftol, gtol=gtol, maxiter=maxiter)

@@ -1,0 +1,141 @@
+"""Coordinates from a Gaussian affinity W or graph Laplacian L = D - W: the Laplacian route's reconstruction
+(CbLDM, Cao et al. 2025).
+
+W_ij = exp(-d_ij^2 / (2 sigma^2)) (d and sigma in Angstrom, W_ii = 1 for real atoms) as
+:func:`pdfsolve.geometry.graph_laplacian` builds it. From a possibly noisy, possibly padded matrix the atoms are
+counted (:func:`affinity_from_matrix`), a start is embedded (the Laplacian eigenmap, the generalized eigenvectors
+of (L, D), with per-axis scales fitted to the distances W implies; or classical MDS of those distances), and the
+squared misfit sum_{i<j} (W_ij(x) - W_ij)^2 is minimised by L-BFGS-B, a whole run per cluster in C++
+(``pdfsolve::fit_affinity``) or, as reference and fallback, by autograd through :func:`pdfsolve.optim.minimize_batched`.
+There is no MDS re-embedding after the fit (the CbLDM code's last step, which moves exact solutions away).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import ops
+from ..geometry import CBLDM_SIGMA
+from ._solver import ReconstructionResult, minimize_positions, resolve_backend
+from .embedding import classical_mds, laplacian_eigenmap
+
+#: An atom is real where it has a partner (itself included, for W) within this distance in Angstrom: CbLDM's
+#: test "column max >= exp(-64 / t)" with t = 2 sigma^2.
+NEIGHBOUR_DISTANCE = 8.0
+FORMS = ("affinity", "laplacian")
+STARTS = ("eigenmap", "mds")
+_TINY_AFFINITY = 1e-12  # W below this says nothing about a distance
+
+
+def affinity_from_matrix(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA):
+    """Symmetrised affinity (B, N, N) float64 and atom mask (B, N) bool from W or L (B, N, N) or (N, N).
+
+    An atom is real where its column holds a value >= exp(-NEIGHBOUR_DISTANCE^2 / (2 sigma^2)): its own W_ii = 1,
+    or for ``form="laplacian"`` (whose diagonal is the degree) a neighbour's -L_ij or its degree. Padding rows get
+    zeros; real rows get W_ii = 1. A one-atom Laplacian is all zero and counts no atom.
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    mat = torch.as_tensor(matrix, dtype=torch.float64)
+    if mat.dim() == 2:
+        mat = mat[None]
+    if mat.dim() != 3 or mat.shape[1] != mat.shape[2]:
+        raise ValueError(f"the {form} must have shape (B, N, N) or (N, N), got {tuple(mat.shape)}")
+    if not bool(torch.isfinite(mat).all()):
+        raise ValueError(f"the {form} contains NaN or inf")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0 (Angstrom), got {sigma}")
+    N = mat.shape[1]
+    eye = torch.eye(N, dtype=torch.bool)
+    mat = (mat + mat.transpose(1, 2)) / 2
+    w = mat if form == "affinity" else torch.where(eye, mat, -mat)
+    mask = w.amax(1) >= math.exp(-NEIGHBOUR_DISTANCE**2 / (2 * sigma**2))
+    real = mask[:, :, None] & mask[:, None, :]
+    w = torch.where(real, torch.where(eye, 1.0, w), 0.0)
+    return w, mask
+
+
+def count_atoms(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA) -> torch.Tensor:
+    """Atoms (B,) int64 in W or L (B, N, N), by the test of :func:`affinity_from_matrix`."""
+    return affinity_from_matrix(matrix, form, sigma)[1].sum(1)
+
+
+def _distances_from_affinity(w: torch.Tensor, sigma: float) -> torch.Tensor:
+    """d_ij = sigma sqrt(-2 ln W_ij) in Angstrom (W clamped to [tiny, 1])."""
+    return sigma * (-2 * w.clamp(_TINY_AFFINITY, 1.0).log()).sqrt()
+
+
+def _scaled_eigenmap(w: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Laplacian eigenmap (B, N, 3) with per-axis scales s_k from the weighted least squares
+    d_ij^2 = sum_k s_k^2 (v_ik - v_jk)^2 over real pairs, weights W_ij^2 (a noisy small W gives a noisy log)."""
+    v = laplacian_eigenmap(w, mask)
+    real = (mask[:, :, None] & mask[:, None, :]).to(w.dtype)
+    d2 = _distances_from_affinity(w, sigma) ** 2
+    a = ((v[:, :, None, :] - v[:, None, :, :]) ** 2).flatten(1, 2)  # (B, N * N, 3)
+    weighted = a * (w.clamp(min=0) ** 2 * real).flatten(1)[..., None]
+    gram = weighted.transpose(1, 2) @ a
+    rhs = (weighted.transpose(1, 2) @ d2.flatten(1)[..., None])[..., 0]
+    ridge = 1e-12 * gram.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-300)
+    scale2 = torch.linalg.solve(gram + ridge[:, None, None] * torch.eye(3, dtype=w.dtype), rhs[..., None])[..., 0]
+    return v * scale2.clamp(min=0).sqrt()[:, None, :]
+
+
+def laplacian_start(w: torch.Tensor, mask: torch.Tensor, sigma: float, start: str = "eigenmap",
+                    chunk: int = 64) -> torch.Tensor:
+    """Start coordinates (B, N, 3) in Angstrom for affinities ``w`` (B, N, N) with atoms ``mask`` (B, N), in
+    chunks of ``chunk`` clusters: ``"eigenmap"`` (scaled generalized eigenvectors of (L, D)) or ``"mds"``
+    (classical MDS of the distances sigma sqrt(-2 ln W))."""
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    parts = []
+    for k in range(0, w.shape[0], chunk):
+        wk, mk = w[k : k + chunk], mask[k : k + chunk]
+        if start == "eigenmap":
+            parts.append(_scaled_eigenmap(wk, mk, sigma))
+        else:
+            parts.append(classical_mds(_distances_from_affinity(wk, sigma), mk))
+    return torch.cat(parts) if parts else w.new_zeros(0, w.shape[1], 3)
+
+
+def laplacian_to_coordinates(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA, *, mask=None,
+                             start: str = "eigenmap", x0=None, m: int = 10, ftol: float = 1e-14,
+                             gtol: float = 1e-10, maxiter: int = 5000, backend: str = "auto") -> ReconstructionResult:
+    """Coordinates of B clusters from their Gaussian affinity or graph Laplacian.
+
+    matrix: W (``form="affinity"``) or L = D - W (``form="laplacian"``), (B, N, N) or (N, N), padded with zeros;
+    sigma: the affinity's width in Angstrom (default CbLDM's sqrt(130)); mask: (B, N) bool real atoms (default:
+    counted from the matrix, :func:`affinity_from_matrix`); start: ``"eigenmap"`` or ``"mds"``
+    (:func:`laplacian_start`) unless ``x0`` (B, N, 3) is given. Minimises sum_{i<j} (W_ij(x) - W_ij)^2 over real
+    atoms by L-BFGS-B; the default tolerances are tight because the misfit of a 1e-3 Angstrom error is ~1e-10.
+    ``backend``: ``"compiled"`` (whole runs in C++), ``"torch"`` (autograd reference) or ``"auto"``.
+
+    Returns x (B, N, 3) in Angstrom, centred on the start's frame (the affinity fixes no orientation: compare up
+    to rotation, translation and reflection), padding rows zero, with the final misfit.
+    """
+    w, counted = affinity_from_matrix(matrix, form, sigma)
+    if mask is not None:
+        mask = torch.as_tensor(mask, dtype=torch.bool)
+        if mask.shape != counted.shape:
+            raise ValueError(f"mask must have shape {tuple(counted.shape)}, got {tuple(mask.shape)}")
+        real = mask[:, :, None] & mask[:, None, :]
+        w = torch.where(real, torch.where(torch.eye(w.shape[1], dtype=torch.bool), 1.0, w), 0.0)
+    else:
+        mask = counted
+    if x0 is None:
+        x0 = laplacian_start(w, mask, sigma, start)
+    else:
+        x0 = torch.as_tensor(x0, dtype=torch.float64)
+        if x0.shape != (*mask.shape, 3):
+            raise ValueError(f"x0 must have shape {(*mask.shape, 3)}, got {tuple(x0.shape)}")
+        x0 = torch.where(mask[..., None], x0, 0.0)
+    sig = torch.full((w.shape[0],), float(sigma), dtype=torch.float64)
+    if resolve_backend(backend, "fit_affinity") == "compiled":
+        return ReconstructionResult(*torch.ops.pdfsolve.fit_affinity(x0, mask, w, sig, m, ftol, gtol, maxiter))
+    upper = torch.triu(torch.ones(w.shape[1], w.shape[1], dtype=torch.bool), 1)
+
+    def misfit(x, mk, index):
+        real = upper & mk[:, :, None] & mk[:, None, :]
+        return (((ops.graph_laplacian(x, mk, sig[index], 0) - w[index]) * real) ** 2).sum((1, 2))
+
+    return minimize_positions(misfit, x0, mask, m=m, ftol=ftol, gtol=gtol, maxiter=maxiter)
