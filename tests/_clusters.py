@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from pdfsolve.metrics import assigned_deviations
 from pdfsolve.structures import motifs
 
 
@@ -33,10 +34,5 @@ def padded(clusters, rotate_seed: int | None = None):
 
 def aligned_errors(x: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """Largest atom position error (B,) in Angstrom of x against ref (B, N, 3) after the best rotation,
-    reflection and translation (Kabsch on the real atoms; atoms in the same order)."""
-    out = []
-    for xb, rb, mb in zip(x.numpy(), ref.numpy(), mask.numpy()):
-        a, b = xb[mb] - xb[mb].mean(0), rb[mb] - rb[mb].mean(0)
-        u, _, vt = np.linalg.svd(a.T @ b)
-        out.append(np.linalg.norm(a @ (u @ vt) - b, axis=1).max())
-    return np.array(out)
+    reflection and translation of the real atoms (atoms in the same order)."""
+    return np.array([assigned_deviations(xb[mb], rb[mb]).max(initial=0.0) for xb, rb, mb in zip(x, ref, mask)])

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from scipy.spatial.transform import Rotation
+
+from pdfsolve import metrics
 from pdfsolve.metrics import aligned_mae, pearson, rwp
 
 
@@ -78,3 +81,17 @@ def test_aligned_mae_one_atom_moved():
 def test_aligned_mae_different_sizes():
     with pytest.raises(ValueError, match="predicted has 3 atoms, true has 4"):
         aligned_mae(np.zeros((3, 3)), np.zeros((4, 3)))
+
+
+def test_assigned_deviations_rigid_copy_and_one_moved_atom():
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(30, 3)) * 4
+    rot = Rotation.random(random_state=1).as_matrix() @ np.diag([1, 1, -1])  # improper
+    assert metrics.assigned_deviations(q @ rot + 2.0, q).max() < 1e-12
+    assert metrics.assigned_deviations(q @ rot, q, allow_reflection=False).max() > 0.1
+    moved = q.copy()
+    moved[3] += [0.05, 0, 0]
+    # the same numbers as the permutation-searching alignment when the order is already right
+    assert np.allclose(metrics.assigned_deviations(moved, q), metrics.aligned_deviations(moved, q), atol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.assigned_deviations(q[:5], q)

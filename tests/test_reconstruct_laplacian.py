@@ -44,7 +44,7 @@ def test_eigenmap_is_the_generalized_eigenbasis(batch):
     v = laplacian_eigenmap(w, mask)
     for b in range(w.shape[0]):
         n = int(mask[b].sum())
-        wb = w[b, :n, :n].numpy() - np.eye(n)
+        wb = w[b, :n, :n].numpy()  # with W_ii = 1: D counts the self-loop, L = D - W does not see it
         deg = np.diag(wb.sum(1))
         lam, vec = scipy.linalg.eigh(deg - wb, deg)
         vb = v[b, :n].numpy()

@@ -1,7 +1,7 @@
 """Agreement metrics shared by every solver: Rwp and Pearson correlation of PDFs, aligned structure error.
 
-``rwp`` and ``pearson`` are torch, batched over leading dimensions and differentiable; ``aligned_mae``
-compares a predicted cluster with a known one up to permutation, rotation (and reflection).
+``rwp`` and ``pearson`` are torch, batched over leading dimensions and differentiable; ``aligned_mae`` and
+``aligned_deviations`` compare a predicted cluster with a known one up to permutation, rotation (and reflection).
 """
 from __future__ import annotations
 
@@ -79,6 +79,22 @@ def _kabsch(p: np.ndarray, q: np.ndarray, allow_reflection: bool) -> np.ndarray:
     return u @ vt
 
 
+def _as_xyz(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+
+
+def assigned_deviations(pred_xyz, true_xyz, allow_reflection: bool = True) -> np.ndarray:
+    """Per-atom distances (N,) [Angstrom] between two clusters (N, 3) [Angstrom] whose atoms correspond in order,
+    after the best translation and rotation (and reflection; Kabsch)."""
+    p, q = _as_xyz(pred_xyz), _as_xyz(true_xyz)
+    if p.ndim != 2 or p.shape[1] != 3 or q.shape != p.shape:
+        raise ValueError(f"positions must both have shape (N, 3), got {p.shape} and {q.shape}")
+    if len(p) == 0:
+        return np.zeros(0)
+    p, q = p - p.mean(0), q - q.mean(0)
+    return np.linalg.norm(p @ _kabsch(p, q, allow_reflection) - q, axis=1)
+
+
 def _principal_axes(x: np.ndarray) -> np.ndarray:
     """(3, 3) columns: eigenvectors of the centred coordinates' covariance, largest variance first."""
     _, vecs = np.linalg.eigh(x.T @ x)
@@ -96,8 +112,7 @@ def aligned_mae(pred_xyz, true_xyz, allow_reflection: bool = True, n_iter: int =
     Raises:
         ValueError: the clusters hold different numbers of atoms, or positions are not (N, 3).
     """
-    p = np.asarray(pred_xyz.detach().cpu() if hasattr(pred_xyz, "detach") else pred_xyz, dtype=np.float64)
-    q = np.asarray(true_xyz.detach().cpu() if hasattr(true_xyz, "detach") else true_xyz, dtype=np.float64)
+    p, q = _as_xyz(pred_xyz), _as_xyz(true_xyz)
     for name, x in (("predicted", p), ("true", q)):
         if x.ndim != 2 or x.shape[1] != 3:
             raise ValueError(f"{name} positions must have shape (N, 3), got {x.shape}")
@@ -127,3 +142,59 @@ def aligned_mae(pred_xyz, true_xyz, allow_reflection: bool = True, n_iter: int =
             rot = _kabsch(p, q[perm], allow_reflection)
         best = min(best, float(np.linalg.norm(p @ rot - q[perm], axis=1).mean()))
     return best
+
+
+def _triangle(x: np.ndarray) -> list[int]:
+    """Three atoms of a centred cluster spanning a large triangle: the farthest from the centroid, the farthest
+    from it, and the farthest from the line through both."""
+    a = int(np.argmax((x**2).sum(1)))
+    b = int(np.argmax(((x - x[a]) ** 2).sum(1)))
+    u = (x[b] - x[a]) / max(np.linalg.norm(x[b] - x[a]), 1e-12)
+    rel = x - x[a]
+    c = int(np.argmax(((rel - np.outer(rel @ u, u)) ** 2).sum(1)))
+    return [a, b, c]
+
+
+def aligned_deviations(pred_xyz, true_xyz, allow_reflection: bool = True, tol: float = 0.3,
+                       n_iter: int = 10) -> np.ndarray:
+    """Per-atom distances (N,) [Angstrom] between two clusters (N, 3) [Angstrom] after the best superposition
+    over translation, rotation (and reflection) and atom permutation; ``.max()`` is the largest atom error.
+
+    Robust for symmetric clusters, whose principal axes are degenerate: every triangle of ``true`` congruent
+    (sides within ``tol`` Angstrom, distances to the centroid too) to a large triangle of ``pred`` gives a start
+    rotation; from each, assignment (Hungarian) and Kabsch alternate up to ``n_iter`` times; the start with the
+    smallest RMSD wins. Clusters of fewer than three atoms are compared after assignment only.
+    """
+    p, q = _as_xyz(pred_xyz), _as_xyz(true_xyz)
+    if p.ndim != 2 or p.shape[1] != 3 or q.shape != p.shape:
+        raise ValueError(f"positions must both have shape (N, 3), got {p.shape} and {q.shape}")
+    p = p - p.mean(0)
+    q = q - q.mean(0)
+    if len(p) < 3:
+        _, perm = linear_sum_assignment(((p[:, None] - q[None]) ** 2).sum(-1))
+        return np.linalg.norm(p - q[perm], axis=1)
+    tri = _triangle(p)
+    dp = np.linalg.norm(p[:, None] - p[None], axis=-1)
+    dq = np.linalg.norm(q[:, None] - q[None], axis=-1)
+    rp, rq = np.linalg.norm(p, axis=1), np.linalg.norm(q, axis=1)
+    ok = [np.abs(rq - rp[t]) < tol for t in tri]
+    a, b, c = tri
+    ij = np.argwhere(ok[0][:, None] & ok[1][None, :] & (np.abs(dq - dp[a, b]) < tol))
+    starts = []
+    for i, j in ij:
+        for k in np.flatnonzero(ok[2] & (np.abs(dq[i] - dp[a, c]) < tol) & (np.abs(dq[j] - dp[b, c]) < tol)):
+            if len({i, j, k}) == 3:
+                starts.append(_kabsch(p[tri], q[[i, j, k]], allow_reflection))
+    best, best_dev = np.inf, None
+    for rot in starts or [np.eye(3)]:
+        perm = None
+        for _ in range(n_iter):
+            _, new_perm = linear_sum_assignment(((p @ rot)[:, None, :] - q[None, :, :]) ** 2 @ np.ones(3))
+            if perm is not None and np.array_equal(new_perm, perm):
+                break
+            perm = new_perm
+            rot = _kabsch(p, q[perm], allow_reflection)
+        dev = np.linalg.norm(p @ rot - q[perm], axis=1)
+        if (dev**2).mean() < best:
+            best, best_dev = (dev**2).mean(), dev
+    return best_dev

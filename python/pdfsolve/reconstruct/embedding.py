@@ -1,8 +1,44 @@
 """Coordinates from pairwise information by spectral embedding: classical MDS of distances and the Laplacian
-eigenmap of an affinity. Both are batched over padded clusters and serve as starts of the reconstruction solvers."""
+eigenmap of an affinity. Both are batched over padded clusters and serve as starts of the reconstruction solvers.
+
+Each needs only the top few eigenpairs of a matrix whose wanted eigenvalues stand well clear of the rest (a Gram
+matrix of 3-D points has rank 3; a wide Gaussian affinity's spectrum decays fast), so they come from batched
+subspace iteration with Rayleigh-Ritz (:func:`top_eigenpairs`): a few batched matrix products instead of a full
+eigendecomposition of every padded matrix.
+"""
 from __future__ import annotations
 
 import torch
+
+
+def top_eigenpairs(mats: torch.Tensor, mask: torch.Tensor, k: int, *, oversample: int = 4, tol: float = 1e-12,
+                   max_iter: int = 500):
+    """The k eigenpairs of largest magnitude of symmetric padded matrices (B, N, N) with zero padding rows and
+    columns (mask (B, N) real rows), by subspace iteration on k + ``oversample`` vectors with Rayleigh-Ritz.
+
+    Stops when every residual |A v - lambda v| is below ``tol`` times the cluster's largest |lambda| (or after
+    ``max_iter`` products). Returns eigenvalues (B, k) in descending order and orthonormal eigenvectors
+    (B, N, k) with zero padding rows. A cluster of n < k atoms gets zero pairs after its n.
+    """
+    B, N, _ = mats.shape
+    p = min(k + oversample, N)
+    g = torch.Generator(device=mats.device).manual_seed(0)
+    q = torch.linalg.qr(torch.randn(B, N, p, generator=g, dtype=mats.dtype, device=mats.device)
+                        * mask[..., None]).Q
+    for _ in range(max_iter):
+        z = mats @ q
+        ritz, s = torch.linalg.eigh(q.mT @ z)
+        order = ritz.abs().argsort(-1, descending=True)[:, :k]
+        values, s = ritz.gather(1, order), s.gather(2, order[:, None, :].expand(B, p, -1))
+        vectors = q @ s
+        residual = (z @ s - vectors * values[:, None, :]).norm(dim=1)
+        if bool((residual <= tol * values.abs().amax(1, keepdim=True).clamp(min=1e-300)).all()):
+            break
+        q = torch.linalg.qr(z).Q
+    vectors = vectors * mask[..., None]
+    if p < k:
+        values, vectors = torch.nn.functional.pad(values, (0, k - p)), torch.nn.functional.pad(vectors, (0, k - p))
+    return values, vectors
 
 
 def classical_mds(dist: torch.Tensor, mask: torch.Tensor, dim: int = 3) -> torch.Tensor:
@@ -14,28 +50,26 @@ def classical_mds(dist: torch.Tensor, mask: torch.Tensor, dim: int = 3) -> torch
     row = d2.sum(2) / n
     total = (row * w).sum(1, keepdim=True) / n
     gram = -0.5 * (d2 - row[:, :, None] - row[:, None, :] + total[:, :, None]) * w[:, :, None] * w[:, None, :]
-    evals, evecs = torch.linalg.eigh(gram)
-    top = evals[:, -dim:].clamp(min=0).flip(-1)
-    return evecs[:, :, -dim:].flip(-1) * top.sqrt()[:, None, :]
+    evals, evecs = top_eigenpairs(gram, mask, dim)
+    return evecs * evals.clamp(min=0).sqrt()[:, None, :]
 
 
 def laplacian_eigenmap(affinity: torch.Tensor, mask: torch.Tensor, dim: int = 3) -> torch.Tensor:
-    """Laplacian eigenmap of padded affinities W (B, N, N) (diagonal ignored) -> (B, N, dim): the generalized
-    eigenvectors v of L v = lambda D v (L = D - W, D the degrees) for the ``dim`` smallest non-zero eigenvalues,
-    D-normalised (v^T D v = 1), from ``torch.linalg.eigh`` of the symmetric D^-1/2 L D^-1/2. Padding rows are zero;
-    so are the columns a cluster of too few atoms (or with isolated atoms) cannot fill. The axes come out with
-    unit D-norm, not in Angstrom: scale them before use.
+    """Laplacian eigenmap of padded affinities W (B, N, N) -> (B, N, dim): the generalized eigenvectors v of
+    L v = lambda D v (L = D - W, D = diag(sum_j W_ij) with the self-loop W_ii = 1 of CbLDM's W) for the ``dim``
+    smallest non-zero eigenvalues, D-normalised (v^T D v = 1).
+
+    They are the eigenvectors of A = D^-1/2 W D^-1/2 for its largest eigenvalues after the trivial 1 (the
+    symmetric form of the pencil is I - A). A Gaussian affinity is positive definite, so these are also the
+    largest in magnitude and :func:`top_eigenpairs` finds them. Padding rows are zero; so are the columns a
+    cluster of too few atoms cannot fill. The axes come out with unit D-norm, not in Angstrom: scale them before
+    use.
     """
-    B, N, _ = affinity.shape
+    N = affinity.shape[1]
+    eye = torch.eye(N, dtype=torch.bool, device=affinity.device)
     real = mask[:, :, None] & mask[:, None, :]
-    w = torch.where(real & ~torch.eye(N, dtype=torch.bool, device=affinity.device), affinity,
-                    torch.zeros_like(affinity))
-    deg = w.sum(2)
-    inv_sqrt = torch.where(deg > 0, deg.clamp(min=torch.finfo(deg.dtype).tiny).rsqrt(), torch.zeros_like(deg))
-    sym = torch.eye(N, dtype=w.dtype, device=w.device) - inv_sqrt[:, :, None] * w * inv_sqrt[:, None, :]
-    # The spectrum of a real block lies in [0, 2]; padding and isolated rows get eigenvalue 3 and are never picked.
-    sym = torch.where(real, sym, torch.zeros_like(sym)) + torch.diag_embed(torch.where(deg > 0, 0.0, 3.0).to(w.dtype))
-    evals, evecs = torch.linalg.eigh(sym)
-    picked = evecs[:, :, 1 : 1 + dim] * (evals[:, None, 1 : 1 + dim] < 2.5)
-    picked = torch.nn.functional.pad(picked, (0, dim - picked.shape[2]))  # fewer than dim + 1 atoms
+    w = torch.where(real, torch.where(eye, 1.0, affinity), 0.0)
+    inv_sqrt = torch.where(mask, w.sum(2).clamp(min=torch.finfo(w.dtype).tiny).rsqrt(), 0.0)
+    evals, evecs = top_eigenpairs(inv_sqrt[:, :, None] * w * inv_sqrt[:, None, :], mask, dim + 1)
+    picked = evecs[:, :, 1:] * (evals[:, None, 1:] > 0)
     return picked * inv_sqrt[:, :, None]
