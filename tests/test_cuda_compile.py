@@ -130,3 +130,59 @@ def test_cuda_opcheck():
     torch.library.opcheck(torch.ops.pdfsolve.debye_partials.default,
                           (pos.clone().requires_grad_(), sp, u.clone().requires_grad_(), S, *DEBYE))
     torch.library.opcheck(torch.ops.pdfsolve.pair_histogram.default, (pos.clone().requires_grad_(), sp, S, 0.05, 200))
+
+
+def _trilateration_problems(b=12, n=30, p=9, seed=0, noise=0.01):
+    """Random clusters (b, n, 3) with trailing padding in every other one, targets from the true positions with
+    noise, fixed points (p, 3), a perturbed start x0 with two coincident atoms: (x0, mask, pair, to_points, points)."""
+    g = torch.Generator().manual_seed(seed)
+    pos = 0.5 * torch.randn(b, n, 3, generator=g, dtype=torch.float64)
+    mask = torch.ones(b, n, dtype=torch.bool)
+    for k in range(1, b, 2):
+        mask[k, n - 1 - k % 7:] = False
+    points = torch.randn(p, 3, generator=g, dtype=torch.float64)
+    pair = (pos[:, :, None] - pos[:, None]).norm(dim=-1)
+    e = torch.randn(pair.shape, generator=g, dtype=torch.float64)
+    pair = pair + noise * (e + e.transpose(1, 2)) / 2
+    to_points = (pos[:, :, None] - points[None, None]).norm(dim=-1)
+    x0 = pos + 0.05 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    x0[0, 1] = x0[0, 0]
+    x0[~mask] = 0.0
+    return x0, mask, pair, to_points, points
+
+
+cuda_trilaterate = pytest.mark.skipif(
+    not (torch.cuda.is_available() and ops.has_kernel("trilaterate", "cuda")),
+    reason="needs a CUDA device and a CUDA build of pdfsolve._C")
+
+
+@pytest.mark.cuda
+@cuda_trilaterate
+def test_cuda_trilaterate_matches_cpu():
+    args = _trilateration_problems()
+    x0, mask = args[0], args[1]
+    opts = (10, 2.2204460492503131e-09, 1e-8, 500)
+    x_c, f_c, nit_c, st_c = torch.ops.pdfsolve.trilaterate(*args, *opts)
+    out = torch.ops.pdfsolve.trilaterate(*(t.cuda() for t in args), *opts)
+    assert all(t.is_cuda for t in out)
+    x, f, nit, st = (t.cpu() for t in out)
+    assert x.dtype == torch.float64 and nit.dtype == st.dtype == torch.long
+    assert (st_c <= 2).all() and (st <= 2).all()  # converged on both
+    assert (x - x_c).abs().max() < 1e-6
+    assert ((f - f_c).abs() <= 1e-8 * (1 + f_c.abs())).all()
+    assert (nit - nit_c).abs().max() <= 2
+    assert torch.equal(x[~mask], x0[~mask])  # padding atoms stay fixed
+
+
+@pytest.mark.cuda
+@cuda_trilaterate
+def test_cuda_trilaterate_statuses_dtype_and_opcheck():
+    x0, mask, pair, to_points, points = _trilateration_problems(b=5, n=12, p=4, seed=1)
+    # a few iterations: the same path, stopped by maxiter on both devices
+    x_c, f_c, nit_c, st_c = torch.ops.pdfsolve.trilaterate(x0.float(), mask, pair, to_points, points, 5, 0.0, 0.0, 3)
+    args = [t.cuda() for t in (x0.float(), mask, pair, to_points, points)]
+    x, f, nit, st = (t.cpu() for t in torch.ops.pdfsolve.trilaterate(*args, 5, 0.0, 0.0, 3))
+    assert x.dtype == torch.float32 and f.dtype == torch.float64
+    assert (st == 3).all() and torch.equal(st, st_c) and torch.equal(nit, nit_c)
+    assert (x - x_c).abs().max() < 1e-6 and rel_err(f, f_c) < 1e-10
+    torch.library.opcheck(torch.ops.pdfsolve.trilaterate.default, (*args, 10, 1e-9, 1e-8, 50))

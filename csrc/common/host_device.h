@@ -3,8 +3,11 @@
 
 #if defined(__CUDACC__)
 #define PDFSOLVE_HD __host__ __device__ __forceinline__
+//! For larger host-and-device functions called from several places (the compiler decides on inlining).
+#define PDFSOLVE_HD_FUNC __host__ __device__ inline
 #else
 #define PDFSOLVE_HD inline
+#define PDFSOLVE_HD_FUNC inline
 #endif
 
 namespace pdfsolve {

@@ -61,24 +61,12 @@ SolverResult solve_each(const at::Tensor& x0_, const at::Tensor& mask, const opt
   return {x.to(x0_.scalar_type()), f, nit, status};
 }
 
-//! scipy's maxfun default, raised for long runs; scipy's maxls.
-optim::Options reconstruction_options(const char* op, int64_t m, double ftol, double gtol, int64_t maxiter) {
-  return solver_options(op, m, ftol, gtol, maxiter, std::max<int64_t>(15000, 2 * maxiter), 20);
-}
-
 SolverResult trilaterate_cpu(const at::Tensor& x0, const at::Tensor& mask_, const at::Tensor& target_pair_,
                              const at::Tensor& target_points_, const at::Tensor& points_, int64_t m, double ftol,
                              double gtol, int64_t maxiter) {
   const char* op = "pdfsolve::trilaterate";
-  check_masked_atoms(op, x0, mask_);
-  const int64_t B = x0.size(0), N = x0.size(1);
-  TORCH_CHECK(points_.dim() == 2 && points_.size(1) == 3, op, ": points must have shape (P, 3), got ",
-              points_.sizes());
-  const int64_t P = points_.size(0);
-  TORCH_CHECK(target_pair_.sizes() == at::IntArrayRef({B, N, N}), op, ": target_pair must have shape (", B, ", ", N,
-              ", ", N, "), got ", target_pair_.sizes());
-  TORCH_CHECK(target_points_.sizes() == at::IntArrayRef({B, N, P}), op, ": target_points must have shape (", B,
-              ", ", N, ", ", P, "), got ", target_points_.sizes());
+  check_trilateration_args(op, x0, mask_, target_pair_, target_points_, points_);
+  const int64_t N = x0.size(1), P = points_.size(0);
   const optim::Options opt = reconstruction_options(op, m, ftol, gtol, maxiter);
   auto mask = mask_.contiguous();
   auto tp = target_pair_.to(at::kDouble).contiguous();

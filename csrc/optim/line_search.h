@@ -1,10 +1,12 @@
 // Moré–Thuente line search (MINPACK-2 dcsrch/dcstep, the search of L-BFGS-B and scipy), written as a small state
 // machine for reverse communication: start() with the step to try, then after every function evaluation
-// next(f, g) says whether the search has converged or which step to evaluate next. No torch headers.
+// next(f, g) says whether the search has converged or which step to evaluate next. Plain data, host and device
+// code (one search per CUDA thread in csrc/cuda/lbfgsb_kernels.cu). No torch headers.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
+
+#include "common/hd_math.h"
 
 namespace pdfsolve {
 namespace optim {
@@ -14,10 +16,11 @@ enum class SearchState { kEvaluate, kConverged, kWarning, kError };
 class MoreThuente {
  public:
   //! ftol (sufficient decrease), gtol (curvature), xtol (relative interval width); L-BFGS-B uses 1e-3, 0.9, 0.1.
-  MoreThuente(double ftol = 1e-3, double gtol = 0.9, double xtol = 0.1) : ftol_(ftol), gtol_(gtol), xtol_(xtol) {}
+  PDFSOLVE_HD MoreThuente(double ftol = 1e-3, double gtol = 0.9, double xtol = 0.1)
+      : ftol_(ftol), gtol_(gtol), xtol_(xtol) {}
 
   //! Starts a search from phi(0) = f0 with phi'(0) = g0 < 0; the first trial step is stp in [stpmin, stpmax].
-  SearchState start(double f0, double g0, double stp, double stpmin, double stpmax) {
+  PDFSOLVE_HD SearchState start(double f0, double g0, double stp, double stpmin, double stpmax) {
     if (!(g0 < 0) || stp < stpmin || stp > stpmax || stpmin < 0 || stpmax < stpmin) return SearchState::kError;
     stp_ = stp;
     stpmin_ = stpmin;
@@ -41,14 +44,14 @@ class MoreThuente {
   }
 
   //! Takes phi(stp) = f and phi'(stp) = g of the last trial; on kEvaluate, step() is the next trial.
-  SearchState next(double f, double g) {
+  PDFSOLVE_HD_FUNC SearchState next(double f, double g) {
     const double ftest = finit_ + stp_ * gtest_;
     if (stage_ == 1 && f <= ftest && g >= 0) stage_ = 2;
     if (brackt_ && (stp_ <= stmin_ || stp_ >= stmax_)) return SearchState::kWarning;  // rounding errors
     if (brackt_ && stmax_ - stmin_ <= xtol_ * stmax_) return SearchState::kWarning;   // interval too small
     if (stp_ == stpmax_ && f <= ftest && g <= gtest_) return SearchState::kWarning;    // at stpmax
     if (stp_ == stpmin_ && (f > ftest || g >= gtest_)) return SearchState::kWarning;   // at stpmin
-    if (f <= ftest && std::fabs(g) <= gtol_ * (-ginit_)) return SearchState::kConverged;
+    if (f <= ftest && fabs(g) <= gtol_ * (-ginit_)) return SearchState::kConverged;
 
     if (stage_ == 1 && f <= fx_ && f > ftest) {
       // modified function psi(stp) = phi(stp) - phi(0) - gtest stp while no step has sufficient decrease
@@ -63,57 +66,57 @@ class MoreThuente {
       step(stx_, fx_, gx_, sty_, fy_, gy_, stp_, f, g);
     }
     if (brackt_) {
-      if (std::fabs(sty_ - stx_) >= 0.66 * width1_) stp_ = stx_ + 0.5 * (sty_ - stx_);
+      if (fabs(sty_ - stx_) >= 0.66 * width1_) stp_ = stx_ + 0.5 * (sty_ - stx_);
       width1_ = width_;
-      width_ = std::fabs(sty_ - stx_);
-      stmin_ = std::min(stx_, sty_);
-      stmax_ = std::max(stx_, sty_);
+      width_ = fabs(sty_ - stx_);
+      stmin_ = hd_min(stx_, sty_);
+      stmax_ = hd_max(stx_, sty_);
     } else {
       stmin_ = stp_ + kXtrapl * (stp_ - stx_);
       stmax_ = stp_ + kXtrapu * (stp_ - stx_);
     }
-    stp_ = std::min(std::max(stp_, stpmin_), stpmax_);
+    stp_ = hd_min(hd_max(stp_, stpmin_), stpmax_);
     if ((brackt_ && (stp_ <= stmin_ || stp_ >= stmax_)) || (brackt_ && stmax_ - stmin_ <= xtol_ * stmax_)) {
       stp_ = stx_;  // no further progress possible: the best step so far
     }
     return SearchState::kEvaluate;
   }
 
-  double step() const { return stp_; }
+  PDFSOLVE_HD double step() const { return stp_; }
 
  private:
   static constexpr double kXtrapl = 1.1, kXtrapu = 4.0;
 
   //! dcstep: a safeguarded cubic/quadratic step within [stmin, stmax] and the update of the interval of
   //! uncertainty [stx, sty].
-  void step(double& stx, double& fx, double& dx, double& sty, double& fy, double& dy, double& stp, double fp,
-            double dp) {
-    const double sgnd = dp * (dx / std::fabs(dx));
+  PDFSOLVE_HD_FUNC void step(double& stx, double& fx, double& dx, double& sty, double& fy, double& dy, double& stp,
+                             double fp, double dp) {
+    const double sgnd = dp * (dx / fabs(dx));
     double stpf;
     if (fp > fx) {  // higher function value: the minimum is bracketed
       const double theta = 3 * (fx - fp) / (stp - stx) + dx + dp;
-      const double s = std::max({std::fabs(theta), std::fabs(dx), std::fabs(dp)});
-      double gamma = s * std::sqrt((theta / s) * (theta / s) - (dx / s) * (dp / s));
+      const double s = hd_max(hd_max(fabs(theta), fabs(dx)), fabs(dp));
+      double gamma = s * sqrt((theta / s) * (theta / s) - (dx / s) * (dp / s));
       if (stp < stx) gamma = -gamma;
       const double p = (gamma - dx) + theta, q = ((gamma - dx) + gamma) + dp;
       const double stpc = stx + p / q * (stp - stx);
       const double stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2) * (stp - stx);
-      stpf = std::fabs(stpc - stx) < std::fabs(stpq - stx) ? stpc : stpc + (stpq - stpc) / 2;
+      stpf = fabs(stpc - stx) < fabs(stpq - stx) ? stpc : stpc + (stpq - stpc) / 2;
       brackt_ = true;
     } else if (sgnd < 0) {  // derivatives of opposite sign: bracketed
       const double theta = 3 * (fx - fp) / (stp - stx) + dx + dp;
-      const double s = std::max({std::fabs(theta), std::fabs(dx), std::fabs(dp)});
-      double gamma = s * std::sqrt((theta / s) * (theta / s) - (dx / s) * (dp / s));
+      const double s = hd_max(hd_max(fabs(theta), fabs(dx)), fabs(dp));
+      double gamma = s * sqrt((theta / s) * (theta / s) - (dx / s) * (dp / s));
       if (stp > stx) gamma = -gamma;
       const double p = (gamma - dp) + theta, q = ((gamma - dp) + gamma) + dx;
       const double stpc = stp + p / q * (stx - stp);
       const double stpq = stp + (dp / (dp - dx)) * (stx - stp);
-      stpf = std::fabs(stpc - stp) > std::fabs(stpq - stp) ? stpc : stpq;
+      stpf = fabs(stpc - stp) > fabs(stpq - stp) ? stpc : stpq;
       brackt_ = true;
-    } else if (std::fabs(dp) < std::fabs(dx)) {  // same sign, derivative magnitude decreases
+    } else if (fabs(dp) < fabs(dx)) {  // same sign, derivative magnitude decreases
       const double theta = 3 * (fx - fp) / (stp - stx) + dx + dp;
-      const double s = std::max({std::fabs(theta), std::fabs(dx), std::fabs(dp)});
-      double gamma = s * std::sqrt(std::max(0.0, (theta / s) * (theta / s) - (dx / s) * (dp / s)));
+      const double s = hd_max(hd_max(fabs(theta), fabs(dx)), fabs(dp));
+      double gamma = s * sqrt(hd_max(0.0, (theta / s) * (theta / s) - (dx / s) * (dp / s)));
       if (stp > stx) gamma = -gamma;
       const double p = (gamma - dp) + theta, q = (gamma + (dx - dp)) + gamma;
       const double r = p / q;
@@ -124,17 +127,17 @@ class MoreThuente {
         stpc = stp > stx ? stmax_ : stmin_;
       const double stpq = stp + (dp / (dp - dx)) * (stx - stp);
       if (brackt_) {
-        stpf = std::fabs(stpc - stp) < std::fabs(stpq - stp) ? stpc : stpq;
-        stpf = stp > stx ? std::min(stp + 0.66 * (sty - stp), stpf) : std::max(stp + 0.66 * (sty - stp), stpf);
+        stpf = fabs(stpc - stp) < fabs(stpq - stp) ? stpc : stpq;
+        stpf = stp > stx ? hd_min(stp + 0.66 * (sty - stp), stpf) : hd_max(stp + 0.66 * (sty - stp), stpf);
       } else {
-        stpf = std::fabs(stpc - stp) > std::fabs(stpq - stp) ? stpc : stpq;
-        stpf = std::max(stmin_, std::min(stmax_, stpf));
+        stpf = fabs(stpc - stp) > fabs(stpq - stp) ? stpc : stpq;
+        stpf = hd_max(stmin_, hd_min(stmax_, stpf));
       }
     } else {  // same sign, derivative magnitude does not decrease
       if (brackt_) {
         const double theta = 3 * (fp - fy) / (sty - stp) + dy + dp;
-        const double s = std::max({std::fabs(theta), std::fabs(dy), std::fabs(dp)});
-        double gamma = s * std::sqrt((theta / s) * (theta / s) - (dy / s) * (dp / s));
+        const double s = hd_max(hd_max(fabs(theta), fabs(dy)), fabs(dp));
+        double gamma = s * sqrt((theta / s) * (theta / s) - (dy / s) * (dp / s));
         if (stp > sty) gamma = -gamma;
         const double p = (gamma - dp) + theta, q = ((gamma - dp) + gamma) + dy;
         stpf = stp + p / q * (sty - stp);
