@@ -186,3 +186,67 @@ def test_cuda_trilaterate_statuses_dtype_and_opcheck():
     assert (st == 3).all() and torch.equal(st, st_c) and torch.equal(nit, nit_c)
     assert (x - x_c).abs().max() < 1e-6 and rel_err(f, f_c) < 1e-10
     torch.library.opcheck(torch.ops.pdfsolve.trilaterate.default, (*args, 10, 1e-9, 1e-8, 50))
+
+
+def _affinity_problems(b=12, n=30, seed=0, noise=0.01):
+    """Random clusters (b, n, 3) with trailing padding in every other one, their Gaussian affinities with noise for
+    per-cluster sigma, a perturbed start x0 with two coincident atoms: (x0, mask, target, sigma)."""
+    g = torch.Generator().manual_seed(seed)
+    pos = 2.0 * torch.randn(b, n, 3, generator=g, dtype=torch.float64)
+    mask = torch.ones(b, n, dtype=torch.bool)
+    for k in range(1, b, 2):
+        mask[k, n - 1 - k % 7:] = False
+    sigma = 2.0 + 2.0 * torch.rand(b, generator=g, dtype=torch.float64)
+    d2 = ((pos[:, :, None] - pos[:, None]) ** 2).sum(-1)
+    target = torch.exp(-d2 / (2 * sigma[:, None, None] ** 2))
+    e = torch.randn(target.shape, generator=g, dtype=torch.float64)
+    target = target + noise * (e + e.transpose(1, 2)) / 2
+    x0 = pos + 0.1 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    x0[0, 1] = x0[0, 0]
+    x0[~mask] = 0.0
+    return x0, mask, target, sigma
+
+
+def _real_distances(x, mask):
+    return (x[:, :, None] - x[:, None]).norm(dim=-1) * (mask[:, :, None] & mask[:, None])
+
+
+cuda_fit_affinity = pytest.mark.skipif(
+    not (torch.cuda.is_available() and ops.has_kernel("fit_affinity", "cuda")),
+    reason="needs a CUDA device and a CUDA build of pdfsolve._C")
+
+
+@pytest.mark.cuda
+@cuda_fit_affinity
+def test_cuda_fit_affinity_matches_cpu():
+    args = _affinity_problems()
+    x0, mask = args[0], args[1]
+    opts = (10, 2.2204460492503131e-09, 1e-8, 500)
+    x_c, f_c, nit_c, st_c = torch.ops.pdfsolve.fit_affinity(*args, *opts)
+    out = torch.ops.pdfsolve.fit_affinity(*(t.cuda() for t in args), *opts)
+    assert all(t.is_cuda for t in out)
+    x, f, nit, st = (t.cpu() for t in out)
+    assert x.dtype == torch.float64 and nit.dtype == st.dtype == torch.long
+    assert (st_c <= 2).all() and (st <= 2).all()  # converged on both
+    # the affinity fixes no frame: compare the geometry tightly, the coordinates (same start, same path) loosely
+    assert (_real_distances(x, mask) - _real_distances(x_c, mask)).abs().max() < 1e-5
+    assert (x - x_c).abs().max() < 1e-4
+    assert ((f - f_c).abs() <= 1e-8 * (1 + f_c.abs())).all()
+    assert (nit - nit_c).abs().max() <= 3
+    assert torch.equal(x[~mask], x0[~mask])  # padding atoms stay fixed
+
+
+@pytest.mark.cuda
+@cuda_fit_affinity
+def test_cuda_fit_affinity_statuses_dtype_and_opcheck():
+    x0, mask, target, sigma = _affinity_problems(b=5, n=12, seed=3)
+    # a few iterations: the same path, stopped by maxiter on both devices
+    x_c, f_c, nit_c, st_c = torch.ops.pdfsolve.fit_affinity(x0.float(), mask, target, sigma.float(), 5, 0.0, 0.0, 3)
+    args = [t.cuda() for t in (x0.float(), mask, target, sigma.float())]
+    x, f, nit, st = (t.cpu() for t in torch.ops.pdfsolve.fit_affinity(*args, 5, 0.0, 0.0, 3))
+    assert x.dtype == torch.float32 and f.dtype == torch.float64
+    assert (st == 3).all() and torch.equal(st, st_c) and torch.equal(nit, nit_c)
+    assert (x - x_c).abs().max() < 1e-6 and rel_err(f, f_c) < 1e-10
+    torch.library.opcheck(torch.ops.pdfsolve.fit_affinity.default, (*args, 10, 1e-9, 1e-8, 50))
+    with pytest.raises(RuntimeError, match="sigma must be finite and > 0"):
+        torch.ops.pdfsolve.fit_affinity(args[0], args[1], args[2], torch.zeros_like(args[3]), 5, 0.0, 0.0, 3)

@@ -82,11 +82,8 @@ SolverResult trilaterate_cpu(const at::Tensor& x0, const at::Tensor& mask_, cons
 SolverResult fit_affinity_cpu(const at::Tensor& x0, const at::Tensor& mask_, const at::Tensor& target_,
                               const at::Tensor& sigma_, int64_t m, double ftol, double gtol, int64_t maxiter) {
   const char* op = "pdfsolve::fit_affinity";
-  check_masked_atoms(op, x0, mask_);
-  const int64_t B = x0.size(0), N = x0.size(1);
-  TORCH_CHECK(target_.sizes() == at::IntArrayRef({B, N, N}), op, ": target must have shape (", B, ", ", N, ", ", N,
-              "), got ", target_.sizes());
-  check_sigma(op, sigma_, x0);
+  check_affinity_args(op, x0, mask_, target_, sigma_);
+  const int64_t N = x0.size(1);
   const optim::Options opt = reconstruction_options(op, m, ftol, gtol, maxiter);
   auto mask = mask_.contiguous();
   auto target = target_.to(at::kDouble).contiguous();

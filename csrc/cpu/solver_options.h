@@ -50,4 +50,17 @@ inline void check_trilateration_args(const char* op, const at::Tensor& x0, const
                 x0.device(), "), got ", t->device());
 }
 
+//! fit_affinity's tensors: x0 (B, N, 3) float/double, mask (B, N) bool, target (B, N, N) on x0's device and sigma
+//! (B,) of x0's dtype and device, finite and > 0 (read: one sync on CUDA).
+inline void check_affinity_args(const char* op, const at::Tensor& x0, const at::Tensor& mask, const at::Tensor& target,
+                                const at::Tensor& sigma) {
+  check_masked_atoms(op, x0, mask);
+  const int64_t B = x0.size(0), N = x0.size(1);
+  TORCH_CHECK(target.sizes() == at::IntArrayRef({B, N, N}), op, ": target must have shape (", B, ", ", N, ", ", N,
+              "), got ", target.sizes());
+  TORCH_CHECK(target.device() == x0.device(), op, ": target must be on x0's device (", x0.device(), "), got ",
+              target.device());
+  check_sigma(op, sigma, x0);
+}
+
 }  // namespace pdfsolve

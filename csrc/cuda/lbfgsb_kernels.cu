@@ -1,4 +1,5 @@
-// Batched L-BFGS-B on the GPU with reverse communication on the device, and whole trilateration runs on it.
+// Batched L-BFGS-B on the GPU with reverse communication on the device, and whole runs of the reconstruction
+// solvers on it (trilateration, affinity fit: the objectives of csrc/optim/objectives.h).
 //
 // The iteration logic is the CPU's (csrc/optim/lbfgsb_core.h, host and device code), one problem per CUDA thread:
 // its work between two evaluations (generalized Cauchy point with its sequential breakpoint loop, subspace step,
@@ -6,10 +7,11 @@
 // parallel. Each problem's state and workspace lie contiguously in global memory (no coalescing across threads;
 // the work is latency-bound and L1/L2-cached). The objective, O(N^2) per evaluation, gets a block per problem.
 //
-// The host loop: a start kernel, then rounds of objective kernel (f and g at x for every running problem) and step
-// kernel (tell(f): every running problem advances until it next needs f and g, or finishes). Every kCheckEvery
-// rounds the step kernel counts the problems still running and the host reads the count (one sync). Every round
-// adds one evaluation to each running problem, and a run stops within two evaluations of maxfun, so the loop ends.
+// The host loop (run_batch, written once, templated on the objective): a start kernel, then rounds of objective
+// kernel (f and g at x for every running problem) and step kernel (tell(f): every running problem advances until
+// it next needs f and g, or finishes). Every kCheckEvery rounds the step kernel counts the problems still running
+// and the host reads the count (one sync). Every round adds one evaluation to each running problem, and a run
+// stops within two evaluations of maxfun, so the loop ends.
 #include <cuda_runtime.h>
 
 #include "common/geometry_math.h"
@@ -17,6 +19,7 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/lbfgsb_kernels.h"
 #include "optim/lbfgsb_core.h"
+#include "optim/pair_terms.h"
 
 namespace pdfsolve {
 namespace cuda {
@@ -133,16 +136,40 @@ __global__ void results_kernel(DeviceBatch v, double* f, int64_t* iterations, in
   status[b] = static_cast<int64_t>(st.status);
 }
 
-//! Whole runs of every problem of v from x0 (in v.x): evaluate() launches the objective kernel (f and g at x for
-//! the problems with v.active(b)) on stream. Writes f (B,), iterations (B,), status (B,).
-template <typename Evaluate>
-cudaError_t run_batch(const DeviceBatch& v, const optim::Options& opt, const Evaluate& evaluate, double* f,
-                      int64_t* iterations, int64_t* status, cudaStream_t stream) {
-  if (v.B == 0) return cudaSuccess;
-  const unsigned blocks = static_cast<unsigned>((v.B + kStepThreads - 1) / kStepThreads);
+// ---- objectives ------------------------------------------------------------------------------------------------
+// An objective over the xyz of N atoms per cluster is a struct with N and
+//   PDFSOLVE_HD_FUNC double atom(int64_t b, int64_t i, const double* x, double* gi) const;
+// atom i of cluster b (x: its 3N coordinates): its gradient into gi (3 values; zero for padding) and its share of
+// f. Every atom computes its whole gradient (no atomics) and the shares sum to f.
+
+//! f and g of every running problem at v.x: one block per cluster, threads over its atoms; skips the finished
+//! problems.
+template <typename Objective>
+__global__ void objective_kernel(DeviceBatch v, Objective obj) {
+  __shared__ double red[kObjectiveThreads];
+  const int64_t b = blockIdx.x;
+  if (!v.active(b)) return;  // the whole block
+  const double* x = v.x + b * v.n;
+  double* g = v.g + b * v.n;
+  double f = 0;
+  for (int64_t i = threadIdx.x; i < obj.N; i += blockDim.x) f += obj.atom(b, i, x, g + 3 * i);
+  f = block_sum(f, red);
+  if (threadIdx.x == 0) v.f[b] = f;
+}
+
+//! Whole runs of B clusters of obj.N atoms (3N variables each) from x0 (in x): a start kernel, then rounds of the
+//! objective kernel and the step kernel until no problem runs, then the results. Writes x, f (B,), iterations
+//! (B,), status (B,).
+template <typename Objective>
+cudaError_t run_batch(double* x, const double* lower, const double* upper, const Objective& obj, double* f,
+                      int64_t* iterations, int64_t* status, void* workspace, int64_t B, const optim::Options& opt,
+                      cudaStream_t stream) {
+  if (B == 0) return cudaSuccess;
+  const DeviceBatch v = carve(workspace, x, lower, upper, B, 3 * obj.N, opt.m);
+  const unsigned blocks = static_cast<unsigned>((B + kStepThreads - 1) / kStepThreads);
   start_kernel<<<blocks, kStepThreads, 0, stream>>>(v, opt);
   for (int64_t round = 1;; ++round) {
-    evaluate();
+    objective_kernel<<<static_cast<unsigned>(B), kObjectiveThreads, 0, stream>>>(v, obj);
     const bool count = round % kCheckEvery == 0;
     if (!count) {
       step_kernel<<<blocks, kStepThreads, 0, stream>>>(v, false);
@@ -161,15 +188,7 @@ cudaError_t run_batch(const DeviceBatch& v, const optim::Options& opt, const Eva
   return cudaGetLastError();
 }
 
-// ---- trilateration objective -----------------------------------------------------------------------------------
-struct Trilateration {
-  const bool* mask;            // (B, N)
-  const double* target_pair;   // (B, N, N), i < j read
-  const double* target_points; // (B, N, P)
-  const double* points;        // (P, 3)
-  int64_t N, P;
-};
-
+// ---- trilateration objective (optim::TrilaterationObjective) ---------------------------------------------------
 //! One term (d - target)^2, d = |a - b|, of optim::TrilaterationObjective: added to f when counted, its gradient
 //! 2 (d - target) (a - b) / d with respect to a added to ga (none for coincident points).
 PDFSOLVE_HD void add_distance_term(const double* a, const double* b, double target, bool counted, double& f,
@@ -179,61 +198,82 @@ PDFSOLVE_HD void add_distance_term(const double* a, const double* b, double targ
   const double r = d - target;
   if (counted) f += r * r;
   if (d == 0) return;
-  const double s = 2.0 * r / d;
-  ga[0] += s * dx;
-  ga[1] += s * dy;
-  ga[2] += s * dz;
+  optim::add_pair_gradient(2.0 * r / d, dx, dy, dz, ga, nullptr);
 }
 
-//! Atom i of cluster b (x: its 3N coordinates): its gradient into gi (3 values; zero for padding) and its share
-//! of f, the terms of its pairs with j > i and of its points.
-PDFSOLVE_HD_FUNC double trilateration_atom(const Trilateration& t, int64_t b, int64_t i, const double* x,
-                                           double* gi) {
-  const int64_t N = t.N, P = t.P;
-  const bool* M = t.mask + b * N;
-  const double* TP = t.target_pair + b * N * N;
-  const double* xi = x + 3 * i;
-  gi[0] = gi[1] = gi[2] = 0;
-  double f = 0;
-  if (!M[i]) return f;
-  for (int64_t j = 0; j < N; ++j) {
-    if (j == i || !M[j]) continue;
-    add_distance_term(xi, x + 3 * j, i < j ? TP[i * N + j] : TP[j * N + i], j > i, f, gi);
+struct Trilateration {
+  const bool* mask;            // (B, N)
+  const double* target_pair;   // (B, N, N), i < j read
+  const double* target_points; // (B, N, P)
+  const double* points;        // (P, 3)
+  int64_t N, P;
+
+  //! Atom i's share of f: the terms of its pairs with j > i and of its points.
+  PDFSOLVE_HD_FUNC double atom(int64_t b, int64_t i, const double* x, double* gi) const {
+    const bool* M = mask + b * N;
+    const double* TP = target_pair + b * N * N;
+    const double* xi = x + 3 * i;
+    gi[0] = gi[1] = gi[2] = 0;
+    double f = 0;
+    if (!M[i]) return f;
+    for (int64_t j = 0; j < N; ++j) {
+      if (j == i || !M[j]) continue;
+      add_distance_term(xi, x + 3 * j, i < j ? TP[i * N + j] : TP[j * N + i], j > i, f, gi);
+    }
+    const double* TS = target_points + (b * N + i) * P;
+    for (int64_t q = 0; q < P; ++q) add_distance_term(xi, points + 3 * q, TS[q], true, f, gi);
+    return f;
   }
-  const double* TS = t.target_points + (b * N + i) * P;
-  for (int64_t q = 0; q < P; ++q) add_distance_term(xi, t.points + 3 * q, TS[q], true, f, gi);
-  return f;
-}
+};
 
-//! One block per cluster, threads over its atoms; skips the finished problems.
-__global__ void trilateration_kernel(DeviceBatch v, Trilateration t) {
-  __shared__ double red[kObjectiveThreads];
-  const int64_t b = blockIdx.x;
-  if (!v.active(b)) return;  // the whole block
-  const double* x = v.x + b * v.n;
-  double* g = v.g + b * v.n;
-  double f = 0;
-  for (int64_t i = threadIdx.x; i < t.N; i += blockDim.x) f += trilateration_atom(t, b, i, x, g + 3 * i);
-  f = block_sum(f, red);
-  if (threadIdx.x == 0) v.f[b] = f;
-}
+// ---- affinity objective (optim::AffinityObjective) -------------------------------------------------------------
+struct Affinity {
+  const bool* mask;      // (B, N)
+  const double* target;  // (B, N, N), i < j read
+  const double* sigma;   // (B,)
+  int64_t N;
+
+  //! Atom i's share of f: the terms of its pairs with j > i. Its gradient sums the pairs in the order j = 0..N-1,
+  //! the CPU objective's order, each pair's term as the CPU computes it ((x_j - x_i) s subtracted there).
+  PDFSOLVE_HD_FUNC double atom(int64_t b, int64_t i, const double* x, double* gi) const {
+    const bool* M = mask + b * N;
+    const double* T = target + b * N * N;
+    const double* xi = x + 3 * i;
+    gi[0] = gi[1] = gi[2] = 0;
+    double f = 0;
+    if (!M[i]) return f;
+    const double c = optim::affinity_rate(sigma[b]);
+    for (int64_t j = 0; j < N; ++j) {
+      if (j == i || !M[j]) continue;
+      double dx, dy, dz;
+      const double d2 = pair_diff<double>(xi, x + 3 * j, dx, dy, dz);
+      const optim::PairTerm t = optim::affinity_pair_term(d2, i < j ? T[i * N + j] : T[j * N + i], c);
+      if (j > i) f += t.f;
+      optim::add_pair_gradient(t.s, dx, dy, dz, gi, nullptr);
+    }
+    return f;
+  }
+};
 
 }  // namespace
 
-size_t trilaterate_workspace_bytes(const TrilaterationArgs& a, const optim::Options& opt) {
-  return Layout(a.B, 3 * a.N, opt.m).total;
+size_t solver_workspace_bytes(int64_t B, int64_t N, const optim::Options& opt) {
+  return Layout(B, 3 * N, opt.m).total;
 }
 
 cudaError_t trilaterate(double* x, const double* lower, const double* upper, const bool* mask,
                         const double* target_pair, const double* target_points, const double* points, double* f,
                         int64_t* iterations, int64_t* status, void* workspace, const TrilaterationArgs& a,
                         const optim::Options& opt, cudaStream_t stream) {
-  const DeviceBatch v = carve(workspace, x, lower, upper, a.B, 3 * a.N, opt.m);
-  const Trilateration t{mask, target_pair, target_points, points, a.N, a.P};
-  const auto evaluate = [&] {
-    trilateration_kernel<<<static_cast<unsigned>(a.B), kObjectiveThreads, 0, stream>>>(v, t);
-  };
-  return run_batch(v, opt, evaluate, f, iterations, status, stream);
+  const Trilateration obj{mask, target_pair, target_points, points, a.N, a.P};
+  return run_batch(x, lower, upper, obj, f, iterations, status, workspace, a.B, opt, stream);
+}
+
+cudaError_t fit_affinity(double* x, const double* lower, const double* upper, const bool* mask, const double* target,
+                         const double* sigma, double* f, int64_t* iterations, int64_t* status, void* workspace,
+                         const AffinityArgs& a, const optim::Options& opt, cudaStream_t stream) {
+  const Affinity obj{mask, target, sigma, a.N};
+  return run_batch(x, lower, upper, obj, f, iterations, status, workspace, a.B, opt, stream);
 }
 
 }  // namespace cuda

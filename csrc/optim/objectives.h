@@ -1,5 +1,6 @@
 // Objectives of the reconstruction solvers, evaluated in C++ so that a whole L-BFGS-B run needs no Python
-// (csrc/cpu/reconstruct_cpu.cpp). No torch headers. Variables are the xyz of N atoms, flattened (3N).
+// (csrc/cpu/reconstruct_cpu.cpp); the per-pair maths is shared with the CUDA kernels (csrc/optim/pair_terms.h).
+// No torch headers. Variables are the xyz of N atoms, flattened (3N).
 #pragma once
 
 #include <cmath>
@@ -7,21 +8,10 @@
 
 #include "common/host_device.h"
 #include "common/vec3.h"
+#include "optim/pair_terms.h"
 
 namespace pdfsolve {
 namespace optim {
-
-//! Adds s (a - b) to the gradient ga of point a and -s (a - b) to gb of point b (nullptr: b is fixed).
-inline void add_pair_gradient(double s, double dx, double dy, double dz, double* ga, double* gb) {
-  ga[0] += s * dx;
-  ga[1] += s * dy;
-  ga[2] += s * dz;
-  if (gb) {
-    gb[0] -= s * dx;
-    gb[1] -= s * dy;
-    gb[2] -= s * dz;
-  }
-}
 
 //! Trilateration: f(x) = sum_{i<j} (|x_i - x_j| - D_ij)^2 + sum_{i,p} (|x_i - s_p| - E_ip)^2 over real atoms i, j
 //! (mask) and fixed points s_p, for target distances D (N, N) and E (N, P). Coincident points add their squared
@@ -77,7 +67,7 @@ struct AffinityObjective {
 
   double operator()(const double* x, double* g) const {
     for (int64_t k = 0; k < 3 * n; ++k) g[k] = 0;
-    const double c = 1.0 / (2.0 * sigma * sigma);
+    const double c = affinity_rate(sigma);
     double f = 0;
     for (int64_t i = 0; i < n; ++i) {
       if (!mask[i]) continue;
@@ -86,10 +76,9 @@ struct AffinityObjective {
       for (int64_t j = i + 1; j < n; ++j) {
         if (!mask[j]) continue;
         double dx, dy, dz;
-        const double w = std::exp(-c * pair_diff<double>(xi, x + 3 * j, dx, dy, dz));
-        const double r = w - target[i * n + j];
-        f += r * r;
-        add_pair_gradient(-4.0 * c * r * w, dx, dy, dz, gi, g + 3 * j);  // d(r^2)/dx_i = 2 r w (-2 c) (x_i - x_j)
+        const PairTerm t = affinity_pair_term(pair_diff<double>(xi, x + 3 * j, dx, dy, dz), target[i * n + j], c);
+        f += t.f;
+        add_pair_gradient(t.s, dx, dy, dz, gi, g + 3 * j);
       }
     }
     return f;
