@@ -160,3 +160,15 @@ def test_opcheck(batch):
     sigma = torch.full((2,), CBLDM_SIGMA, dtype=torch.float64)
     torch.library.opcheck(torch.ops.pdfsolve.fit_affinity.default,
                           (pos[:2, :20] + 0.1, mask[:2, :20], w[:2, :20, :20], sigma, 10, 1e-12, 1e-10, 50))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not (torch.cuda.is_available() and ops.extension_available()
+                         and ops.has_kernel("fit_affinity", "cuda")), reason="needs a CUDA device and a CUDA build")
+def test_cuda_input_stays_on_the_device_and_matches_cpu(batch):
+    pos, mask, w = batch
+    res = laplacian_to_coordinates(w.cuda(), ftol=2.2e-9)
+    ref = laplacian_to_coordinates(w, ftol=2.2e-9)
+    assert res.x.is_cuda
+    assert aligned_errors(res.x.cpu(), pos, mask).max() < 1e-3
+    assert (res.status.cpu() == ref.status).all()

@@ -24,12 +24,13 @@ class ReconstructionResult:
     status: torch.Tensor
 
 
-def resolve_backend(backend: str, op: str) -> str:
-    """``"compiled"`` or ``"torch"`` for ``backend`` (``"auto"`` picks the compiled op ``op`` where it runs)."""
+def resolve_backend(backend: str, op: str, device: torch.device = torch.device("cpu")) -> str:
+    """``"compiled"`` or ``"torch"`` for ``backend`` (``"auto"`` picks the compiled op ``op`` where it runs on
+    ``device``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "compiled" if use_compiled(op, torch.device("cpu")) else "torch"
+        return "compiled" if use_compiled(op, device) else "torch"
     return backend
 
 

@@ -47,7 +47,7 @@ def affinity_from_matrix(matrix, form: str = "affinity", sigma: float = CBLDM_SI
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be finite and > 0 (Angstrom), got {sigma}")
     N = mat.shape[1]
-    eye = torch.eye(N, dtype=torch.bool)
+    eye = torch.eye(N, dtype=torch.bool, device=mat.device)
     mat = (mat + mat.transpose(1, 2)) / 2
     w = mat if form == "affinity" else torch.where(eye, mat, -mat)
     mask = w.amax(1) >= math.exp(-NEIGHBOUR_DISTANCE**2 / (2 * sigma**2))
@@ -77,7 +77,8 @@ def _scaled_eigenmap(w: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch
     gram = weighted.transpose(1, 2) @ a
     rhs = (weighted.transpose(1, 2) @ d2.flatten(1)[..., None])[..., 0]
     ridge = 1e-12 * gram.diagonal(dim1=1, dim2=2).sum(-1).clamp(min=1e-300)
-    scale2 = torch.linalg.solve(gram + ridge[:, None, None] * torch.eye(3, dtype=w.dtype), rhs[..., None])[..., 0]
+    eye3 = torch.eye(3, dtype=w.dtype, device=w.device)
+    scale2 = torch.linalg.solve(gram + ridge[:, None, None] * eye3, rhs[..., None])[..., 0]
     return v * scale2.clamp(min=0).sqrt()[:, None, :]
 
 
@@ -116,24 +117,24 @@ def laplacian_to_coordinates(matrix, form: str = "affinity", sigma: float = CBLD
     """
     w, counted = affinity_from_matrix(matrix, form, sigma)
     if mask is not None:
-        mask = torch.as_tensor(mask, dtype=torch.bool)
+        mask = torch.as_tensor(mask, dtype=torch.bool, device=w.device)
         if mask.shape != counted.shape:
             raise ValueError(f"mask must have shape {tuple(counted.shape)}, got {tuple(mask.shape)}")
         real = mask[:, :, None] & mask[:, None, :]
-        w = torch.where(real, torch.where(torch.eye(w.shape[1], dtype=torch.bool), 1.0, w), 0.0)
+        w = torch.where(real, torch.where(torch.eye(w.shape[1], dtype=torch.bool, device=w.device), 1.0, w), 0.0)
     else:
         mask = counted
     if x0 is None:
         x0 = laplacian_start(w, mask, sigma, start)
     else:
-        x0 = torch.as_tensor(x0, dtype=torch.float64)
+        x0 = torch.as_tensor(x0, dtype=torch.float64, device=w.device)
         if x0.shape != (*mask.shape, 3):
             raise ValueError(f"x0 must have shape {(*mask.shape, 3)}, got {tuple(x0.shape)}")
         x0 = torch.where(mask[..., None], x0, 0.0)
-    sig = torch.full((w.shape[0],), float(sigma), dtype=torch.float64)
-    if resolve_backend(backend, "fit_affinity") == "compiled":
+    sig = torch.full((w.shape[0],), float(sigma), dtype=torch.float64, device=w.device)
+    if resolve_backend(backend, "fit_affinity", w.device) == "compiled":
         return ReconstructionResult(*torch.ops.pdfsolve.fit_affinity(x0, mask, w, sig, m, ftol, gtol, maxiter))
-    upper = torch.triu(torch.ones(w.shape[1], w.shape[1], dtype=torch.bool), 1)
+    upper = torch.triu(torch.ones(w.shape[1], w.shape[1], dtype=torch.bool, device=w.device), 1)
 
     def misfit(x, mk, index):
         real = upper & mk[:, :, None] & mk[:, None, :]
