@@ -133,7 +133,7 @@ def test_laplacian_recovery_50_to_256_atoms(benchmark, affinities, impl):
             return laplacian_to_coordinates(w, start=impl.split("-")[1], backend="compiled").x
     else:
         picked = list(range(0, N_LAPLACIAN, LAPLACIAN_SCIPY_STRIDE))
-        starts = laplacian_start(w[picked], mask[picked], CBLDM_SIGMA)
+        starts = laplacian_start(w[picked], mask[picked], CBLDM_SIGMA, "eigenmap")
 
         def run():
             x = torch.zeros(len(picked), 256, 3, dtype=torch.float64)

@@ -3,10 +3,11 @@
 
 W_ij = exp(-d_ij^2 / (2 sigma^2)) (d and sigma in Angstrom, W_ii = 1 for real atoms) as
 :func:`pdfsolve.geometry.graph_laplacian` builds it. From a possibly noisy, possibly padded matrix the atoms are
-counted (:func:`affinity_from_matrix`), a start is embedded (the Laplacian eigenmap, the generalized eigenvectors
-of (L, D), with per-axis scales fitted to the distances W implies; or classical MDS of those distances), and the
-squared misfit sum_{i<j} (W_ij(x) - W_ij)^2 is minimised by L-BFGS-B, a whole run per cluster in C++
-(``pdfsolve::fit_affinity``) or, as reference and fallback, by autograd through :func:`pdfsolve.optim.minimize_batched`.
+counted (:func:`affinity_from_matrix`), a start is embedded (classical MDS of the distances W implies, by
+default; or the Laplacian eigenmap, the generalized eigenvectors of (L, D), with per-axis scales fitted to those
+distances), and the squared misfit sum_{i<j} (W_ij(x) - W_ij)^2 is minimised by L-BFGS-B, a whole run per
+cluster in C++ (``pdfsolve::fit_affinity``) or, as reference and fallback, by autograd through
+:func:`pdfsolve.optim.minimize_batched`.
 There is no MDS re-embedding after the fit (the CbLDM code's last step, which moves exact solutions away).
 """
 from __future__ import annotations
@@ -82,32 +83,40 @@ def _scaled_eigenmap(w: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch
     return v * scale2.clamp(min=0).sqrt()[:, None, :]
 
 
-def laplacian_start(w: torch.Tensor, mask: torch.Tensor, sigma: float, start: str = "eigenmap",
+def laplacian_start(w: torch.Tensor, mask: torch.Tensor, sigma: float, start: str = "mds",
                     chunk: int = 64) -> torch.Tensor:
-    """Start coordinates (B, N, 3) in Angstrom for affinities ``w`` (B, N, N) with atoms ``mask`` (B, N), in
-    chunks of ``chunk`` clusters: ``"eigenmap"`` (scaled generalized eigenvectors of (L, D)) or ``"mds"``
-    (classical MDS of the distances sigma sqrt(-2 ln W))."""
+    """Start coordinates (B, N, 3) in Angstrom for affinities ``w`` (B, N, N) with atoms ``mask`` (B, N):
+    ``"eigenmap"`` (scaled generalized eigenvectors of (L, D)) or ``"mds"`` (classical MDS of the distances
+    sigma sqrt(-2 ln W)). Clusters are taken in chunks of ``chunk`` of similar size, each trimmed to its largest
+    member, so a batch padded to 256 atoms costs what its real atoms cost."""
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
-    parts = []
-    for k in range(0, w.shape[0], chunk):
-        wk, mk = w[k : k + chunk], mask[k : k + chunk]
+    B, N = mask.shape
+    out = w.new_zeros(B, N, 3)
+    extent = torch.where(mask, torch.arange(1, N + 1, device=mask.device), 0).amax(1) if N else mask.sum(1)
+    order = extent.argsort()
+    for k in range(0, B, chunk):
+        idx = order[k : k + chunk]
+        n = int(extent[idx].max())
+        wk, mk = w[idx, :n, :n], mask[idx, :n]
         if start == "eigenmap":
-            parts.append(_scaled_eigenmap(wk, mk, sigma))
+            out[idx, :n] = _scaled_eigenmap(wk, mk, sigma)
         else:
-            parts.append(classical_mds(_distances_from_affinity(wk, sigma), mk))
-    return torch.cat(parts) if parts else w.new_zeros(0, w.shape[1], 3)
+            out[idx, :n] = classical_mds(_distances_from_affinity(wk, sigma), mk)
+    return out
 
 
 def laplacian_to_coordinates(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA, *, mask=None,
-                             start: str = "eigenmap", x0=None, m: int = 10, ftol: float = 1e-12,
+                             start: str = "mds", x0=None, m: int = 10, ftol: float = 1e-12,
                              gtol: float = 1e-8, maxiter: int = 5000, backend: str = "auto") -> ReconstructionResult:
     """Coordinates of B clusters from their Gaussian affinity or graph Laplacian.
 
     matrix: W (``form="affinity"``) or L = D - W (``form="laplacian"``), (B, N, N) or (N, N), padded with zeros;
     sigma: the affinity's width in Angstrom (default CbLDM's sqrt(130)); mask: (B, N) bool real atoms (default:
-    counted from the matrix, :func:`affinity_from_matrix`); start: ``"eigenmap"`` or ``"mds"``
-    (:func:`laplacian_start`) unless ``x0`` (B, N, 3) is given. Minimises sum_{i<j} (W_ij(x) - W_ij)^2 over real
+    counted from the matrix, :func:`affinity_from_matrix`); start: ``"mds"`` or ``"eigenmap"``
+    (:func:`laplacian_start`) unless ``x0`` (B, N, 3) is given. Both starts end at the same fits; MDS of the
+    distances W implies is exact for an exact W and measured 2x faster over the whole recovery
+    (benchmarks/test_bench_reconstruct.py), so it is the default. Minimises sum_{i<j} (W_ij(x) - W_ij)^2 over real
     atoms by L-BFGS-B; the default ftol is tighter than scipy's because the misfit of a 1e-3 Angstrom error is
     ~1e-10.
     ``backend``: ``"compiled"`` (whole runs in C++), ``"torch"`` (autograd reference) or ``"auto"``.
