@@ -29,13 +29,8 @@ STARTS = ("eigenmap", "mds")
 _TINY_AFFINITY = 1e-12  # W below this says nothing about a distance
 
 
-def affinity_from_matrix(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA):
-    """Symmetrised affinity (B, N, N) float64 and atom mask (B, N) bool from W or L (B, N, N) or (N, N).
-
-    An atom is real where its column holds a value >= exp(-NEIGHBOUR_DISTANCE^2 / (2 sigma^2)): its own W_ii = 1,
-    or for ``form="laplacian"`` (whose diagonal is the degree) a neighbour's -L_ij or its degree. Padding rows get
-    zeros; real rows get W_ii = 1. A one-atom Laplacian is all zero and counts no atom.
-    """
+def _as_matrices(matrix, form: str, sigma: float) -> torch.Tensor:
+    """W or L as (B, N, N) float64 (a 2-D input is one cluster), after checking shape, values and sigma."""
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     mat = torch.as_tensor(matrix, dtype=torch.float64)
@@ -43,18 +38,52 @@ def affinity_from_matrix(matrix, form: str = "affinity", sigma: float = CBLDM_SI
         mat = mat[None]
     if mat.dim() != 3 or mat.shape[1] != mat.shape[2]:
         raise ValueError(f"the {form} must have shape (B, N, N) or (N, N), got {tuple(mat.shape)}")
-    if not bool(torch.isfinite(mat).all()):
+    if not bool(torch.isfinite(mat.sum((1, 2))).all()):  # a sum is NaN or inf if any entry is
         raise ValueError(f"the {form} contains NaN or inf")
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be finite and > 0 (Angstrom), got {sigma}")
-    N = mat.shape[1]
-    eye = torch.eye(N, dtype=torch.bool, device=mat.device)
-    mat = (mat + mat.transpose(1, 2)) / 2
-    w = mat if form == "affinity" else torch.where(eye, mat, -mat)
-    mask = w.amax(1) >= math.exp(-NEIGHBOUR_DISTANCE**2 / (2 * sigma**2))
+    return mat
+
+
+def _real_atoms(mat: torch.Tensor, form: str, sigma: float) -> torch.Tensor:
+    """(B, N) bool: columns holding a value >= exp(-NEIGHBOUR_DISTANCE^2 / (2 sigma^2)) (for L, of -L off the
+    diagonal, or the degree on it)."""
+    if form == "laplacian":
+        mat = -mat + torch.diag_embed(2 * mat.diagonal(dim1=1, dim2=2))
+    return mat.amax(1) >= math.exp(-NEIGHBOUR_DISTANCE**2 / (2 * sigma**2))
+
+
+def _affinity_block(mat: torch.Tensor, mask: torch.Tensor, form: str) -> torch.Tensor:
+    """Symmetrised W (B, n, n) from W or L: W_ii = 1 for real atoms, zero padding rows and columns."""
+    eye = torch.eye(mat.shape[1], dtype=torch.bool, device=mat.device)
+    sym = (mat + mat.transpose(1, 2)) / 2
+    if form == "laplacian":
+        sym = -sym
     real = mask[:, :, None] & mask[:, None, :]
-    w = torch.where(real, torch.where(eye, 1.0, w), 0.0)
-    return w, mask
+    return torch.where(real, torch.where(eye, 1.0, sym), 0.0)
+
+
+def _size_chunks(mask: torch.Tensor, chunk: int):
+    """(indices, n) per chunk of at most ``chunk`` clusters of similar extent (last real atom + 1), n the chunk's
+    largest extent: the block [:n, :n] holds every real atom of the chunk."""
+    B, N = mask.shape
+    extent = torch.where(mask, torch.arange(1, N + 1, device=mask.device), 0).amax(1) if N else mask.sum(1)
+    order = extent.argsort()
+    for k in range(0, B, chunk):
+        idx = order[k : k + chunk]
+        yield idx, int(extent[idx].max())
+
+
+def affinity_from_matrix(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA):
+    """Symmetrised affinity (B, N, N) float64 and atom mask (B, N) bool from W or L (B, N, N) or (N, N).
+
+    An atom is real where its column holds a value >= exp(-NEIGHBOUR_DISTANCE^2 / (2 sigma^2)): its own W_ii = 1,
+    or for ``form="laplacian"`` (whose diagonal is the degree) a neighbour's -L_ij or its degree. Padding rows get
+    zeros; real rows get W_ii = 1. A one-atom Laplacian is all zero and counts no atom.
+    """
+    mat = _as_matrices(matrix, form, sigma)
+    mask = _real_atoms(mat, form, sigma)
+    return _affinity_block(mat, mask, form), mask
 
 
 def count_atoms(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA) -> torch.Tensor:
@@ -83,32 +112,29 @@ def _scaled_eigenmap(w: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch
     return v * scale2.clamp(min=0).sqrt()[:, None, :]
 
 
+def _start(w: torch.Tensor, mask: torch.Tensor, sigma: float, start: str) -> torch.Tensor:
+    if start == "eigenmap":
+        return _scaled_eigenmap(w, mask, sigma)
+    return classical_mds(_distances_from_affinity(w, sigma), mask)
+
+
 def laplacian_start(w: torch.Tensor, mask: torch.Tensor, sigma: float, start: str = "mds",
                     chunk: int = 64) -> torch.Tensor:
     """Start coordinates (B, N, 3) in Angstrom for affinities ``w`` (B, N, N) with atoms ``mask`` (B, N):
-    ``"eigenmap"`` (scaled generalized eigenvectors of (L, D)) or ``"mds"`` (classical MDS of the distances
-    sigma sqrt(-2 ln W)). Clusters are taken in chunks of ``chunk`` of similar size, each trimmed to its largest
-    member, so a batch padded to 256 atoms costs what its real atoms cost."""
+    ``"mds"`` (classical MDS of the distances sigma sqrt(-2 ln W)) or ``"eigenmap"`` (scaled generalized
+    eigenvectors of (L, D)), in chunks of similar-sized clusters trimmed to their largest member."""
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
-    B, N = mask.shape
-    out = w.new_zeros(B, N, 3)
-    extent = torch.where(mask, torch.arange(1, N + 1, device=mask.device), 0).amax(1) if N else mask.sum(1)
-    order = extent.argsort()
-    for k in range(0, B, chunk):
-        idx = order[k : k + chunk]
-        n = int(extent[idx].max())
-        wk, mk = w[idx, :n, :n], mask[idx, :n]
-        if start == "eigenmap":
-            out[idx, :n] = _scaled_eigenmap(wk, mk, sigma)
-        else:
-            out[idx, :n] = classical_mds(_distances_from_affinity(wk, sigma), mk)
+    out = w.new_zeros(*mask.shape, 3)
+    for idx, n in _size_chunks(mask, chunk):
+        out[idx, :n] = _start(w[idx, :n, :n], mask[idx, :n], sigma, start)
     return out
 
 
 def laplacian_to_coordinates(matrix, form: str = "affinity", sigma: float = CBLDM_SIGMA, *, mask=None,
                              start: str = "mds", x0=None, m: int = 10, ftol: float = 1e-12,
-                             gtol: float = 1e-8, maxiter: int = 5000, backend: str = "auto") -> ReconstructionResult:
+                             gtol: float = 1e-8, maxiter: int = 5000, backend: str = "auto",
+                             chunk: int = 64) -> ReconstructionResult:
     """Coordinates of B clusters from their Gaussian affinity or graph Laplacian.
 
     matrix: W (``form="affinity"``) or L = D - W (``form="laplacian"``), (B, N, N) or (N, N), padded with zeros;
@@ -119,34 +145,53 @@ def laplacian_to_coordinates(matrix, form: str = "affinity", sigma: float = CBLD
     (benchmarks/test_bench_reconstruct.py), so it is the default. Minimises sum_{i<j} (W_ij(x) - W_ij)^2 over real
     atoms by L-BFGS-B; the default ftol is tighter than scipy's because the misfit of a 1e-3 Angstrom error is
     ~1e-10.
-    ``backend``: ``"compiled"`` (whole runs in C++), ``"torch"`` (autograd reference) or ``"auto"``.
+    ``backend``: ``"compiled"`` (whole runs in C++), ``"torch"`` (autograd reference) or ``"auto"``. Clusters
+    are solved in chunks of ``chunk`` of similar size, each trimmed to its largest member.
 
     Returns x (B, N, 3) in Angstrom, centred on the start's frame (the affinity fixes no orientation: compare up
     to rotation, translation and reflection), padding rows zero, with the final misfit.
     """
-    w, counted = affinity_from_matrix(matrix, form, sigma)
-    if mask is not None:
-        mask = torch.as_tensor(mask, dtype=torch.bool, device=w.device)
-        if mask.shape != counted.shape:
-            raise ValueError(f"mask must have shape {tuple(counted.shape)}, got {tuple(mask.shape)}")
-        real = mask[:, :, None] & mask[:, None, :]
-        w = torch.where(real, torch.where(torch.eye(w.shape[1], dtype=torch.bool, device=w.device), 1.0, w), 0.0)
+    mat = _as_matrices(matrix, form, sigma)
+    B, N = mat.shape[:2]
+    if mask is None:
+        mask = _real_atoms(mat, form, sigma)
     else:
-        mask = counted
-    if x0 is None:
-        x0 = laplacian_start(w, mask, sigma, start)
-    else:
-        x0 = torch.as_tensor(x0, dtype=torch.float64, device=w.device)
-        if x0.shape != (*mask.shape, 3):
-            raise ValueError(f"x0 must have shape {(*mask.shape, 3)}, got {tuple(x0.shape)}")
+        mask = torch.as_tensor(mask, dtype=torch.bool, device=mat.device)
+        if mask.shape != (B, N):
+            raise ValueError(f"mask must have shape {(B, N)}, got {tuple(mask.shape)}")
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    if x0 is not None:
+        x0 = torch.as_tensor(x0, dtype=torch.float64, device=mat.device)
+        if x0.shape != (B, N, 3):
+            raise ValueError(f"x0 must have shape {(B, N, 3)}, got {tuple(x0.shape)}")
         x0 = torch.where(mask[..., None], x0, 0.0)
+    compiled = resolve_backend(backend, "fit_affinity", mat.device) == "compiled"
+    out = ReconstructionResult(mat.new_zeros(B, N, 3), mat.new_zeros(B), torch.zeros(B, dtype=torch.long),
+                               torch.zeros(B, dtype=torch.long))
+    for idx, n in _size_chunks(mask, chunk):
+        mk = mask[idx, :n]
+        w = _affinity_block(mat[idx, :n, :n], mk, form)
+        xk = _start(w, mk, sigma, start) if x0 is None else x0[idx, :n]
+        res = _fit(w, mk, xk, sigma, compiled, m=m, ftol=ftol, gtol=gtol, maxiter=maxiter)
+        out.x[idx, :n] = res.x
+        out.loss[idx], out.nit[idx], out.status[idx] = res.loss, res.nit.cpu(), res.status.cpu()
+    return out
+
+
+def _fit(w: torch.Tensor, mask: torch.Tensor, x0: torch.Tensor, sigma: float, compiled: bool,
+         **options) -> ReconstructionResult:
+    """L-BFGS-B fit of W(x) to ``w`` (B, n, n) from x0 (B, n, 3): the C++ op, or autograd through the Laplacian
+    op (the reference)."""
     sig = torch.full((w.shape[0],), float(sigma), dtype=torch.float64, device=w.device)
-    if resolve_backend(backend, "fit_affinity", w.device) == "compiled":
-        return ReconstructionResult(*torch.ops.pdfsolve.fit_affinity(x0, mask, w, sig, m, ftol, gtol, maxiter))
+    if compiled:
+        o = options
+        return ReconstructionResult(*torch.ops.pdfsolve.fit_affinity(x0, mask, w, sig, o["m"], o["ftol"],
+                                                                      o["gtol"], o["maxiter"]))
     upper = torch.triu(torch.ones(w.shape[1], w.shape[1], dtype=torch.bool, device=w.device), 1)
 
     def misfit(x, mk, index):
         real = upper & mk[:, :, None] & mk[:, None, :]
         return (((ops.graph_laplacian(x, mk, sig[index], 0) - w[index]) * real) ** 2).sum((1, 2))
 
-    return minimize_positions(misfit, x0, mask, m=m, ftol=ftol, gtol=gtol, maxiter=maxiter)
+    return minimize_positions(misfit, x0, mask, **options)
