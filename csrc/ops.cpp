@@ -63,6 +63,19 @@ TORCH_LIBRARY(pdfsolve, m) {
   m.def(
       "trilaterate(Tensor x0, Tensor mask, Tensor target_pair, Tensor target_points, Tensor points, int m, "
       "float ftol, float gtol, int maxiter) -> (Tensor, Tensor, Tensor, Tensor)");
+  // Fingerprint inversion (csrc/optim/fingerprint_objective.h): M problems x (M, N, 3), species (M, N), target and
+  // weight (M, len(pooling) F) for the pooled ACSF (pooling codes 0 max, 1 min, 2 mean); f = weighted squared error
+  // (bounds: every atom held within the max/min targets) + penalty * sum max(0, min_distance - r_ij)^2.
+  // fingerprint_loss -> (f (M,), grad (M, N, 3));
+  // invert_fingerprint runs L-BFGS-B from x0 -> (x, f, iterations, status).
+  m.def(
+      "fingerprint_loss(Tensor x, Tensor species, int n_species, Tensor target, Tensor weight, Tensor radial, "
+      "Tensor angular, float rcut, int[] pooling, float min_distance, float penalty, bool bounds) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "invert_fingerprint(Tensor x0, Tensor species, int n_species, Tensor target, Tensor weight, Tensor radial, "
+      "Tensor angular, float rcut, int[] pooling, float min_distance, float penalty, bool bounds, int m, float ftol, "
+      "float gtol, int maxiter) -> (Tensor, Tensor, Tensor, Tensor)");
   // Coordinates (B, N, 3) whose Gaussian affinity exp(-d^2 / (2 sigma^2)) (sigma (B,)) fits a target (B, N, N) in
   // least squares, from x0; returns (x, f, iterations, status).
   m.def(

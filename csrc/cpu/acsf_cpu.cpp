@@ -2,12 +2,15 @@
 //
 // Work is organised per central atom i: its neighbours (real, non-coincident, closer than rcut) are gathered once,
 // sorted by species, into structure-of-arrays buffers with the angular weights w_e = exp(-eta_e r^2) f_c per
-// unique angular eta. For each neighbour j and each species block of partners k > j, the loops over k are plain
-// array loops (vectorised: the host exp of acsf_math.h has no library call), so a triple costs a dot product, the
-// powers (1 + lambda cos)^zeta per unique (zeta, lambda) (repeated squaring for integer zeta) and one product
-// per angular row. The backward reduces the upstream gradient per (i, j) to matrices H[zl][k] (per unique
-// (zeta, lambda) and partner k), then per triple to three scalars (d/dcos, d/dr_ij, d/dr_ik) and vectors.
-// Everything is computed and summed in double for both dtypes.
+// unique angular eta. The neighbour pairs (j < k) of each species pair are then taken in chunks of up to kChunk
+// pairs, whatever j: per chunk, plain array loops over the pairs (vectorised: the host exp of acsf_math.h has no
+// library call) give the cosines, the products w_j w_k per unique eta and the powers (1 + lambda cos)^zeta per
+// unique (zeta, lambda) (repeated squaring for integer zeta), and each angular row is one dot product over the
+// chunk. (Looping over k per j instead left loops of N / 2 pairs on average: short and slow for small clusters.)
+// The backward sums the upstream gradient row into three scalars per pair (d/dcos, d/dr_ij, d/dr_ik), again one
+// array loop per row, then adds one force per pair to j and to k.
+// Everything is computed and summed in double for both dtypes. The per-cluster pieces also serve AcsfCluster
+// (cpu/acsf_cluster.h), which solvers call inside their own loops.
 // Forward: parallel over (cluster, central atom), each writing its own output row. Backward: parallel over
 // clusters, or, for batches smaller than the thread count, over the central atoms of one cluster with
 // per-thread gradient buffers summed at the end (no atomics).
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "common/acsf_checks.h"
+#include "cpu/acsf_cluster.h"
 #include "common/acsf_math.h"
 #include "common/op_checks.h"
 
@@ -32,35 +36,47 @@ using acsf::Tables;
 //! Rows of the squaring table: integer zetas up to 2^kTabRows - 1 (acsf_math.h takes zeta <= 1024 as integer).
 constexpr int kTabRows = 11;
 
-// The hot loops are compiled twice, for AVX2 + FMA (Haswell and later) and for the baseline, chosen at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// The hot loops are compiled twice, for AVX2 + FMA and for the baseline, chosen at load time. The clone is named by
+// ISA level (x86-64-v3, gcc >= 12), which the loader tests by CPU features; an "arch=haswell" clone is taken only
+// on CPUs that gcc identifies as Haswell-class Intel (never on AMD), so those ran the SSE2 baseline.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
+#define ACSF_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define ACSF_CLONES __attribute__((target_clones("arch=haswell", "default")))
 #else
 #define ACSF_CLONES
 #endif
 
-//! Per-thread scratch of one central atom: neighbour arrays (capacity N) and per-(i, j) work arrays.
+//! Angle triples (i; j, k) are processed in chunks of this many neighbour pairs (j, k), whatever the cluster size.
+constexpr int kChunk = 128;
+
+//! Per-thread scratch of one central atom: neighbour arrays (capacity N) and per-chunk pair arrays (capacity
+//! kChunk).
 struct Scratch {
   int m = 0;                         // neighbours of the current centre
   std::vector<int64_t> idx;          // (N) atom index of each neighbour, sorted by species
   std::vector<int> sp, start;        // (N) species; (S + 1) first neighbour of each species
   std::vector<double> r, ux, uy, uz, fc, dfc;  // (N) distance, unit vector centre -> neighbour, cutoff
   std::vector<double> w, dw;         // (n_ue, N) angular weight and its r-derivative
-  std::vector<double> c;             // (N) cos of the angle j-i-k
-  std::vector<double> tab;           // (2, kTabRows, N) (1 + lambda cos)^(2^m) for lambda = +1, -1
-  std::vector<double> pw, dpw;       // (n_uzl, N) base^zeta and d(base^zeta)/dcos
-  std::vector<double> h0, h1, h2;    // (n_uzl, N) backward reductions of the upstream gradient
-  std::vector<double> a, bj, bk;     // (N) dL/dcos, dL/dr_ij, dL/dr_ik of the triples (i; j, k)
   std::vector<double> gx, gy, gz;    // (N) gradient of the centre's features w.r.t. each neighbour
-  std::vector<double> row, gj0, gj1;  // (F) output / upstream-gradient row; (n_a) per-j gradient weights
+  std::vector<double> row;           // (F) output / upstream-gradient row
+  std::vector<double> rg, reta, rrs;  // (n_r) packed upstream gradient, eta and Rs of the radial rows in use
+  int np = 0;                        // pairs in the current chunk
+  std::vector<int> pj, pk;           // (C) neighbours j < k of each pair
+  std::vector<double> c;             // (C) cos of the angle j-i-k
+  std::vector<double> ww, wdj, wdk;  // (n_ue, C) w_j w_k, dw_j w_k, w_j dw_k
+  std::vector<double> tab;           // (2, kTabRows, C) (1 + lambda cos)^(2^m) for lambda = +1, -1
+  std::vector<double> pw, dpw;       // (n_uzl, C) base^zeta and d(base^zeta)/dcos
+  std::vector<double> a, bj, bk;     // (C) dL/dcos, dL/dr_ij, dL/dr_ik of the triples (i; j, k)
   std::vector<int64_t> tmp_idx;
   std::vector<int> tmp_sp, count;
 
   Scratch(int64_t N, int64_t S, const Tables& t, int64_t F)
       : idx(N), sp(N), start(S + 1), r(N), ux(N), uy(N), uz(N), fc(N), dfc(N), w(t.n_ue * N), dw(t.n_ue * N),
-        c(N), tab(2 * kTabRows * N), pw(t.n_uzl * N), dpw(t.n_uzl * N), h0(t.n_uzl * N), h1(t.n_uzl * N),
-        h2(t.n_uzl * N), a(N), bj(N), bk(N), gx(N), gy(N), gz(N), row(F), gj0(t.n_a), gj1(t.n_a), tmp_idx(N),
-        tmp_sp(N), count(S + 1) {}
+        gx(N), gy(N), gz(N), row(F), rg(t.n_r), reta(t.n_r), rrs(t.n_r), pj(kChunk), pk(kChunk), c(kChunk),
+        ww(t.n_ue * kChunk), wdj(t.n_ue * kChunk), wdk(t.n_ue * kChunk), tab(2 * kTabRows * kChunk),
+        pw(t.n_uzl * kChunk), dpw(t.n_uzl * kChunk), a(kChunk), bj(kChunk), bk(kChunk), tmp_idx(N), tmp_sp(N),
+        count(S + 1) {}
 };
 
 //! Gathers the neighbours of centre i (real atoms j != i with tol < r_ij < rcut), sorted by species (counting
@@ -106,75 +122,137 @@ void gather(const T* pos, const int64_t* species, int64_t N, int64_t i, int S, d
   }
 }
 
-//! cos of the angle j-i-k for partners k in [k0, k1) into s.c.
-ACSF_CLONES void cosines(Scratch& s, int j, int k0, int k1) {
-  const double x = s.ux[j], y = s.uy[j], z = s.uz[j];
-#pragma omp simd
-  for (int k = k0; k < k1; ++k) s.c[k] = x * s.ux[k] + y * s.uy[k] + z * s.uz[k];
+//! The neighbour pairs (j, k) of one species block pair (sj <= sk; k > j within one block), chunk by chunk.
+struct PairCursor {
+  int j0, j1, k0, k1;  // neighbour ranges of the two blocks
+  bool same;           // one block: only k > j
+  int j, k;            // next pair
+
+  PairCursor(const Scratch& s, int sj, int sk)
+      : j0(s.start[sj]), j1(s.start[sj + 1]), k0(s.start[sk]), k1(s.start[sk + 1]), same(sj == sk), j(j0),
+        k(sj == sk ? j0 + 1 : k0) {}
+
+  //! Fills s.pj / s.pk with up to kChunk pairs; false when none are left.
+  bool next(Scratch& s) {
+    s.np = 0;
+    while (j < j1 && s.np < kChunk) {
+      if (k >= k1) {
+        ++j;
+        k = same ? j + 1 : k0;
+        continue;
+      }
+      const int n = std::min(k1 - k, kChunk - s.np);
+      for (int x = 0; x < n; ++x) {
+        s.pj[s.np + x] = j;
+        s.pk[s.np + x] = k + x;
+      }
+      s.np += n;
+      k += n;
+    }
+    return s.np > 0;
+  }
+};
+
+//! Geometry of the chunk's pairs: cosines and, per unique angular eta, w_j w_k (and, for the backward, dw_j w_k
+//! and w_j dw_k).
+ACSF_CLONES void pair_geometry(const Tables& t, int64_t N, bool grad, Scratch& s) {
+  const int np = s.np;
+  const int* pj = s.pj.data();
+  const int* pk = s.pk.data();
+  for (int p = 0; p < np; ++p) {
+    const int j = pj[p], k = pk[p];
+    s.c[p] = s.ux[j] * s.ux[k] + s.uy[j] * s.uy[k] + s.uz[j] * s.uz[k];
+  }
+  for (int e = 0; e < t.n_ue; ++e) {
+    const double* w = s.w.data() + e * N;
+    const double* dw = s.dw.data() + e * N;
+    double* ww = s.ww.data() + e * kChunk;
+    for (int p = 0; p < np; ++p) ww[p] = w[pj[p]] * w[pk[p]];
+    if (!grad) continue;
+    double* wdj = s.wdj.data() + e * kChunk;
+    double* wdk = s.wdk.data() + e * kChunk;
+    for (int p = 0; p < np; ++p) {
+      wdj[p] = dw[pj[p]] * w[pk[p]];
+      wdk[p] = w[pj[p]] * dw[pk[p]];
+    }
+  }
 }
 
-//! out[k] = prod over the set bits m of n of tab[m][k] (= base^n for tab[m] = base^(2^m)), k in [k0, k1).
-ACSF_CLONES void bit_product(int n, const double* tab, int64_t N, int k0, int k1, double* out) {
+//! out[p] = prod over the set bits m of n of tab[m][p] (= base^n for tab[m] = base^(2^m)), p in [0, np).
+ACSF_CLONES void bit_product(int n, const double* tab, int np, double* out) {
   bool first = true;
   for (int m = 0; n > 0; ++m, n >>= 1) {
     if (!(n & 1)) continue;
-    const double* t = tab + m * N;
+    const double* t = tab + m * kChunk;
     if (first) {
-      std::copy(t + k0, t + k1, out + k0);
+      std::copy(t, t + np, out);
       first = false;
       continue;
     }
 #pragma omp simd
-    for (int k = k0; k < k1; ++k) out[k] *= t[k];
+    for (int p = 0; p < np; ++p) out[p] *= t[p];
   }
-  if (first) std::fill(out + k0, out + k1, 1.0);
+  if (first) std::fill(out, out + np, 1.0);
 }
 
-//! For every unique (zeta, lambda) z: pw[z][k] = (1 + lambda cos_k)^zeta and, when `grad`, dpw[z][k] = d pw / d cos,
-//! k in [k0, k1). Integer zeta: products of the squarings base^(2^m) tabulated once per lambda (the default zetas
-//! 1, 2, 4, 16, 64 are single table rows); other zeta: exp((zeta - 1) log base).
-ACSF_CLONES void powers(const Tables& t, int64_t N, int k0, int k1, bool grad, Scratch& s) {
+//! For every unique (zeta, lambda) z: pw[z][p] = (1 + lambda cos_p)^zeta and, when `grad`, dpw[z][p] = d pw / d cos
+//! for the chunk's pairs. Integer zeta: products of the squarings base^(2^m) tabulated once per lambda (the default
+//! zetas 1, 2, 4, 16, 64 are single table rows); other zeta: exp((zeta - 1) log base).
+ACSF_CLONES void powers(const Tables& t, bool grad, Scratch& s) {
+  const int np = s.np;
   for (int l = 0; l < 2; ++l) {
     const double lam = l == 0 ? 1.0 : -1.0;
     int top = 0;  // highest power of two needed for this lambda
     for (int z = 0; z < t.n_uzl; ++z)
       if (t.ulam[z] == lam) top = std::max(top, t.uzint[z]);
     if (top == 0) continue;
-    double* tab = s.tab.data() + l * kTabRows * N;
+    double* tab = s.tab.data() + l * kTabRows * kChunk;
 #pragma omp simd
-    for (int k = k0; k < k1; ++k) tab[k] = acsf::angular_base(s.c[k], lam);
+    for (int p = 0; p < np; ++p) tab[p] = acsf::angular_base(s.c[p], lam);
     for (int m = 1; (1 << m) <= top; ++m) {
-      const double* prev = tab + (m - 1) * N;
-      double* cur = tab + m * N;
+      const double* prev = tab + (m - 1) * kChunk;
+      double* cur = tab + m * kChunk;
 #pragma omp simd
-      for (int k = k0; k < k1; ++k) cur[k] = prev[k] * prev[k];
+      for (int p = 0; p < np; ++p) cur[p] = prev[p] * prev[p];
     }
   }
   for (int z = 0; z < t.n_uzl; ++z) {
     const double lam = t.ulam[z], zeta = t.uzeta[z];
     const int nz = t.uzint[z];
-    double* pw = s.pw.data() + z * N;
-    double* dpw = s.dpw.data() + z * N;
+    double* pw = s.pw.data() + z * kChunk;
+    double* dpw = s.dpw.data() + z * kChunk;
     if (nz > 0) {
-      const double* tab = s.tab.data() + (lam > 0 ? 0 : 1) * kTabRows * N;
-      bit_product(nz, tab, N, k0, k1, pw);
+      const double* tab = s.tab.data() + (lam > 0 ? 0 : 1) * kTabRows * kChunk;
+      bit_product(nz, tab, np, pw);
       if (!grad) continue;
-      bit_product(nz - 1, tab, N, k0, k1, dpw);
+      bit_product(nz - 1, tab, np, dpw);
       const double zl = zeta * lam;
 #pragma omp simd
-      for (int k = k0; k < k1; ++k) dpw[k] *= zl;
+      for (int p = 0; p < np; ++p) dpw[p] *= zl;
       continue;
     }
-    for (int k = k0; k < k1; ++k) {
-      const double b = acsf::angular_base(s.c[k], lam);
+    for (int p = 0; p < np; ++p) {
+      const double b = acsf::angular_base(s.c[p], lam);
       const double q = acsf::pow_m1(b, zeta, 0);
-      pw[k] = q * b;
-      dpw[k] = zeta * lam * q;
+      pw[p] = q * b;
+      dpw[p] = zeta * lam * q;
     }
   }
 }
 
-//! Features of centre i (one row of F doubles in s.row): radial block, then angular block.
+//! sum_p x[p] y[p], p in [0, n), in eight interleaved partial sums: gcc vectorises these, not the reduction of an
+//! "omp simd reduction" loop here (it stayed one scalar chain of fused multiply-adds, 4 cycles a pair).
+inline double dot(const double* x, const double* y, int n) {
+  double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  int p = 0;
+  for (; p + 8 <= n; p += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += x[p + l] * y[p + l];
+  for (; p < n; ++p) acc[0] += x[p] * y[p];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+//! Features of centre i (one row of F doubles in s.row): radial block, then angular block. Per angular row a and
+//! chunk: one dot product over the pairs of pw[z_a] and (w_j w_k)[e_a].
 ACSF_CLONES void centre_forward(const Tables& t, int64_t N, int S, Scratch& s) {
   std::fill(s.row.begin(), s.row.end(), 0.0);
   const int nr = t.n_r, m = s.m;
@@ -189,119 +267,102 @@ ACSF_CLONES void centre_forward(const Tables& t, int64_t N, int S, Scratch& s) {
       acc[q] += v;
     }
   }
-  double* ang = s.row.data() + S * nr;
-  for (int j = 0; j < m; ++j) {
-    for (int tb = s.sp[j]; tb < S; ++tb) {  // partner species >= s_j, or the same block with k > j
-      const int k0 = std::max(j + 1, s.start[tb]), k1 = s.start[tb + 1];
-      if (k1 <= k0) continue;
-      cosines(s, j, k0, k1);
-      powers(t, N, k0, k1, false, s);
-      double* out = ang + acsf::pair_slot(s.sp[j], tb, S) * t.n_a;
-      for (int a = 0; a < t.n_a; ++a) {
-        const double* pw = s.pw.data() + t.row_zl[a] * N;
-        const double* w = s.w.data() + t.row_e[a] * N;
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int k = k0; k < k1; ++k) acc += pw[k] * w[k];
-        out[a] += t.coef[a] * w[j] * acc;
+  if (t.n_a == 0) return;
+  for (int sj = 0; sj < S; ++sj) {
+    for (int sk = sj; sk < S; ++sk) {
+      double* out = s.row.data() + S * nr + acsf::pair_slot(sj, sk, S) * t.n_a;
+      PairCursor cursor(s, sj, sk);
+      while (cursor.next(s)) {
+        pair_geometry(t, N, false, s);
+        powers(t, false, s);
+        const int np = s.np;
+        for (int a = 0; a < t.n_a; ++a) {
+          out[a] += t.coef[a] * dot(s.pw.data() + t.row_zl[a] * kChunk, s.ww.data() + t.row_e[a] * kChunk, np);
+        }
       }
     }
   }
 }
 
 //! Gradient of sum_f g[f] G_f(i) with respect to the neighbours of centre i, into s.gx/gy/gz (per neighbour);
-//! s.row holds g (the upstream gradient row of centre i, F doubles).
+//! s.row holds g (the upstream gradient row of centre i, F doubles). Per chunk: the three scalars dL/dcos,
+//! dL/dr_ij and dL/dr_ik of every pair summed over the angular rows, then one force per pair on j and on k.
 ACSF_CLONES void centre_backward(const Tables& t, int64_t N, int S, Scratch& s) {
   const int nr = t.n_r, m = s.m;
   std::fill(s.gx.begin(), s.gx.begin() + m, 0.0);
   std::fill(s.gy.begin(), s.gy.begin() + m, 0.0);
   std::fill(s.gz.begin(), s.gz.begin() + m, 0.0);
-  const double* eta = t.radial;
-  for (int n = 0; n < m; ++n) {
-    const double* g = s.row.data() + s.sp[n] * nr;
-    const double r = s.r[n], fc = s.fc[n], dfc = s.dfc[n];
-    double dl = 0.0;
-#pragma omp simd reduction(+ : dl)
+  for (int sp = 0; sp < S; ++sp) {  // radial rows with a nonzero upstream gradient, packed per neighbour species
+    const double* g = s.row.data() + sp * nr;
+    int nq = 0;
     for (int q = 0; q < nr; ++q) {
-      double v, dv;
-      acsf::radial_term(r, eta[2 * q], eta[2 * q + 1], fc, dfc, v, dv);
-      dl += g[q] * dv;
+      if (g[q] == 0.0) continue;
+      s.rg[nq] = g[q];
+      s.reta[nq] = t.radial[2 * q];
+      s.rrs[nq] = t.radial[2 * q + 1];
+      ++nq;
     }
-    s.gx[n] += dl * s.ux[n];
-    s.gy[n] += dl * s.uy[n];
-    s.gz[n] += dl * s.uz[n];
+    if (nq == 0) continue;
+    const double *rg = s.rg.data(), *reta = s.reta.data(), *rrs = s.rrs.data();
+    for (int n = s.start[sp]; n < s.start[sp + 1]; ++n) {
+      const double r = s.r[n], fc = s.fc[n], dfc = s.dfc[n];
+      double dl = 0.0;
+#pragma omp simd reduction(+ : dl)
+      for (int q = 0; q < nq; ++q) {
+        double v, dv;
+        acsf::radial_term(r, reta[q], rrs[q], fc, dfc, v, dv);
+        dl += rg[q] * dv;
+      }
+      s.gx[n] += dl * s.ux[n];
+      s.gy[n] += dl * s.uy[n];
+      s.gz[n] += dl * s.uz[n];
+    }
   }
-  const double* ang = s.row.data() + S * nr;
-  for (int j = 0; j < m; ++j) {
-    for (int tb = s.sp[j]; tb < S; ++tb) {
-      const int k0 = std::max(j + 1, s.start[tb]), k1 = s.start[tb + 1];
-      if (k1 <= k0) continue;
-      const double* g = ang + acsf::pair_slot(s.sp[j], tb, S) * t.n_a;
-      bool any = false;
-      for (int a = 0; a < t.n_a; ++a) {
-        const double ga = g[a] * t.coef[a];
-        s.gj0[a] = ga * s.w[t.row_e[a] * N + j];
-        s.gj1[a] = ga * s.dw[t.row_e[a] * N + j];
-        any = any || ga != 0.0;
-      }
-      if (!any) continue;
-      for (int z = 0; z < t.n_uzl; ++z) {
-        std::fill(s.h0.begin() + z * N + k0, s.h0.begin() + z * N + k1, 0.0);
-        std::fill(s.h1.begin() + z * N + k0, s.h1.begin() + z * N + k1, 0.0);
-        std::fill(s.h2.begin() + z * N + k0, s.h2.begin() + z * N + k1, 0.0);
-      }
-      for (int a = 0; a < t.n_a; ++a) {
-        const double g0 = s.gj0[a], g1 = s.gj1[a];
-        if (g0 == 0.0 && g1 == 0.0) continue;
-        const double* w = s.w.data() + t.row_e[a] * N;
-        const double* dw = s.dw.data() + t.row_e[a] * N;
-        double* h0 = s.h0.data() + t.row_zl[a] * N;
-        double* h1 = s.h1.data() + t.row_zl[a] * N;
-        double* h2 = s.h2.data() + t.row_zl[a] * N;
+  for (int sj = 0; sj < S; ++sj) {
+    for (int sk = sj; sk < S; ++sk) {
+      const double* g = s.row.data() + S * nr + acsf::pair_slot(sj, sk, S) * t.n_a;
+      if (std::all_of(g, g + t.n_a, [](double v) { return v == 0.0; })) continue;
+      PairCursor cursor(s, sj, sk);
+      while (cursor.next(s)) {
+        pair_geometry(t, N, true, s);
+        powers(t, true, s);
+        const int np = s.np;
+        double* A = s.a.data();
+        double* Bj = s.bj.data();
+        double* Bk = s.bk.data();
+        std::fill(A, A + np, 0.0);
+        std::fill(Bj, Bj + np, 0.0);
+        std::fill(Bk, Bk + np, 0.0);
+        for (int a = 0; a < t.n_a; ++a) {
+          const double ga = g[a] * t.coef[a];
+          if (ga == 0.0) continue;
+          const double* pw = s.pw.data() + t.row_zl[a] * kChunk;
+          const double* dpw = s.dpw.data() + t.row_zl[a] * kChunk;
+          const double* ww = s.ww.data() + t.row_e[a] * kChunk;
+          const double* wdj = s.wdj.data() + t.row_e[a] * kChunk;
+          const double* wdk = s.wdk.data() + t.row_e[a] * kChunk;
 #pragma omp simd
-        for (int k = k0; k < k1; ++k) {
-          h0[k] += g0 * w[k];
-          h1[k] += g1 * w[k];
-          h2[k] += g0 * dw[k];
+          for (int p = 0; p < np; ++p) {
+            A[p] += ga * dpw[p] * ww[p];
+            Bj[p] += ga * pw[p] * wdj[p];
+            Bk[p] += ga * pw[p] * wdk[p];
+          }
+        }
+        for (int p = 0; p < np; ++p) {
+          const int j = s.pj[p], k = s.pk[p];
+          const double uj[3] = {s.ux[j], s.uy[j], s.uz[j]};
+          const double uk[3] = {s.ux[k], s.uy[k], s.uz[k]};
+          double dj[3], dk[3];
+          acsf::cos_grad(uj, uk, s.c[p], s.r[j], dj);
+          acsf::cos_grad(uk, uj, s.c[p], s.r[k], dk);
+          s.gx[j] += A[p] * dj[0] + Bj[p] * uj[0];
+          s.gy[j] += A[p] * dj[1] + Bj[p] * uj[1];
+          s.gz[j] += A[p] * dj[2] + Bj[p] * uj[2];
+          s.gx[k] += A[p] * dk[0] + Bk[p] * uk[0];
+          s.gy[k] += A[p] * dk[1] + Bk[p] * uk[1];
+          s.gz[k] += A[p] * dk[2] + Bk[p] * uk[2];
         }
       }
-      cosines(s, j, k0, k1);
-      powers(t, N, k0, k1, true, s);
-      std::fill(s.a.begin() + k0, s.a.begin() + k1, 0.0);
-      std::fill(s.bj.begin() + k0, s.bj.begin() + k1, 0.0);
-      std::fill(s.bk.begin() + k0, s.bk.begin() + k1, 0.0);
-      for (int z = 0; z < t.n_uzl; ++z) {
-        const double* pw = s.pw.data() + z * N;
-        const double* dpw = s.dpw.data() + z * N;
-        const double* h0 = s.h0.data() + z * N;
-        const double* h1 = s.h1.data() + z * N;
-        const double* h2 = s.h2.data() + z * N;
-#pragma omp simd
-        for (int k = k0; k < k1; ++k) {
-          s.a[k] += dpw[k] * h0[k];
-          s.bj[k] += pw[k] * h1[k];
-          s.bk[k] += pw[k] * h2[k];
-        }
-      }
-      const double uj[3] = {s.ux[j], s.uy[j], s.uz[j]};
-      const double rj = s.r[j];
-      double fx = 0.0, fy = 0.0, fz = 0.0;
-#pragma omp simd reduction(+ : fx, fy, fz)
-      for (int k = k0; k < k1; ++k) {
-        const double uk[3] = {s.ux[k], s.uy[k], s.uz[k]};
-        double dj[3], dk[3];
-        acsf::cos_grad(uj, uk, s.c[k], rj, dj);
-        acsf::cos_grad(uk, uj, s.c[k], s.r[k], dk);
-        fx += s.a[k] * dj[0] + s.bj[k] * uj[0];
-        fy += s.a[k] * dj[1] + s.bj[k] * uj[1];
-        fz += s.a[k] * dj[2] + s.bj[k] * uj[2];
-        s.gx[k] += s.a[k] * dk[0] + s.bk[k] * uk[0];
-        s.gy[k] += s.a[k] * dk[1] + s.bk[k] * uk[1];
-        s.gz[k] += s.a[k] * dk[2] + s.bk[k] * uk[2];
-      }
-      s.gx[j] += fx;
-      s.gy[j] += fy;
-      s.gz[j] += fz;
     }
   }
 }
@@ -332,6 +393,20 @@ struct Problem {
   Tables t;
 };
 
+//! Feature rows of the centres [i0, i1) of one cluster (pos (N, 3), species (N)) into out (N, F); padding rows
+//! are left as they are.
+template <typename T>
+void forward_centres(const T* pos, const int64_t* species, const Problem& p, int64_t i0, int64_t i1, Scratch& s,
+                     T* out) {
+  for (int64_t i = i0; i < i1; ++i) {
+    if (species[i] < 0) continue;
+    gather(pos, species, p.N, i, p.S, p.rcut, p.t, s);
+    centre_forward(p.t, p.N, p.S, s);
+    T* o = out + i * p.F;
+    for (int64_t f = 0; f < p.F; ++f) o[f] = static_cast<T>(s.row[f]);
+  }
+}
+
 template <typename T>
 void forward_impl(const T* pos, const int64_t* species, T* out, const Problem& p) {
   const int64_t items = p.B * p.N;
@@ -340,16 +415,13 @@ void forward_impl(const T* pos, const int64_t* species, T* out, const Problem& p
     Scratch s(p.N, p.S, p.t, p.F);
     for (int64_t x = x0; x < x1; ++x) {
       const int64_t b = x / p.N, i = x % p.N;
-      if (species[x] < 0) continue;  // padding rows stay zero
-      gather(pos + b * p.N * 3, species + b * p.N, p.N, i, p.S, p.rcut, p.t, s);
-      centre_forward(p.t, p.N, p.S, s);
-      T* o = out + x * p.F;
-      for (int64_t f = 0; f < p.F; ++f) o[f] = static_cast<T>(s.row[f]);
+      forward_centres(pos + b * p.N * 3, species + b * p.N, p, i, i + 1, s, out + b * p.N * p.F);
     }
   });
 }
 
-//! Gradient contributions of the centres [i0, i1) of cluster b, added to gpos (3 N doubles).
+//! Gradient contributions of the centres [i0, i1) of cluster b, added to gpos (3 N doubles). A centre whose
+//! upstream row is all zero is skipped.
 template <typename T>
 void backward_centres(const T* grad, const T* pos, const int64_t* species, const Problem& p, int64_t b, int64_t i0,
                       int64_t i1, Scratch& s, double* gpos) {
@@ -357,8 +429,9 @@ void backward_centres(const T* grad, const T* pos, const int64_t* species, const
   const int64_t* SP = species + b * p.N;
   for (int64_t i = i0; i < i1; ++i) {
     if (SP[i] < 0) continue;
-    gather(P, SP, p.N, i, p.S, p.rcut, p.t, s);
     const T* g = grad + (b * p.N + i) * p.F;
+    if (std::all_of(g, g + p.F, [](T v) { return v == T(0); })) continue;
+    gather(P, SP, p.N, i, p.S, p.rcut, p.t, s);
     for (int64_t f = 0; f < p.F; ++f) s.row[f] = static_cast<double>(g[f]);
     centre_backward(p.t, p.N, p.S, s);
     scatter_grad(s, i, gpos);
@@ -439,6 +512,32 @@ at::Tensor acsf_backward_cpu(const at::Tensor& grad_, const at::Tensor& pos_, co
 }
 
 }  // namespace
+
+struct AcsfCluster::Impl {
+  Problem p;
+  Scratch s;
+};
+
+AcsfCluster::AcsfCluster(int64_t n_atoms, int n_species, double rcut, const acsf::Tables& t)
+    : impl_(new Impl{Problem{1, n_atoms, n_species, acsf::n_features(n_species, t.n_r, t.n_a), rcut, t},
+                     Scratch(n_atoms, n_species, t, acsf::n_features(n_species, t.n_r, t.n_a))}) {}
+
+AcsfCluster::~AcsfCluster() = default;
+
+int64_t AcsfCluster::n_features() const { return impl_->p.F; }
+
+void AcsfCluster::forward(const double* pos, const int64_t* species, double* out) {
+  const Problem& p = impl_->p;
+  std::fill(out, out + p.N * p.F, 0.0);
+  forward_centres(pos, species, p, 0, p.N, impl_->s, out);
+}
+
+void AcsfCluster::backward(const double* grad, const double* pos, const int64_t* species, double* gpos) {
+  const Problem& p = impl_->p;
+  std::fill(gpos, gpos + 3 * p.N, 0.0);
+  backward_centres(grad, pos, species, p, 0, 0, p.N, impl_->s, gpos);
+}
+
 }  // namespace cpu
 }  // namespace pdfsolve
 

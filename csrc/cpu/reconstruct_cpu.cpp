@@ -5,60 +5,27 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
-#include <limits>
-#include <vector>
-
 #include "common/op_checks.h"
 #include "cpu/solver_options.h"
-#include "optim/lbfgsb.h"
+#include "cpu/whole_runs.h"
 #include "optim/objectives.h"
 
 namespace pdfsolve {
 namespace cpu {
 namespace {
 
-//! Bounds of the 3N variables of one cluster: free for real atoms, fixed at x0 for padding.
-void atom_bounds(const double* x0, const bool* mask, int64_t n, std::vector<double>& lo, std::vector<double>& hi) {
-  const double inf = std::numeric_limits<double>::infinity();
-  lo.resize(3 * n);
-  hi.resize(3 * n);
-  for (int64_t k = 0; k < 3 * n; ++k) {
-    lo[k] = mask[k / 3] ? -inf : x0[k];
-    hi[k] = mask[k / 3] ? inf : x0[k];
-  }
-}
-
-using SolverResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
-
 //! Runs one L-BFGS-B minimisation per cluster of x0 (B, N, 3) (padding atoms fixed) with the objective
 //! make_objective(b) (a callable f(x, g) over the 3N variables of cluster b); returns (x, f, iterations, status).
 template <typename MakeObjective>
-SolverResult solve_each(const at::Tensor& x0_, const at::Tensor& mask, const optim::Options& opt,
+SolverResult solve_each(const at::Tensor& x0, const at::Tensor& mask, const optim::Options& opt,
                         const MakeObjective& make_objective) {
-  const int64_t B = x0_.size(0), N = x0_.size(1);
-  auto x0 = x0_.to(at::kDouble).contiguous();
-  auto x = at::empty_like(x0);
-  auto f = at::empty({B}, x0.options());
-  auto nit = at::empty({B}, x0.options().dtype(at::kLong));
-  auto status = at::empty({B}, x0.options().dtype(at::kLong));
-  const double* X0 = x0.data_ptr<double>();
+  const WholeRuns runs(x0, opt);
+  const int64_t N = x0.size(1);
   const bool* M = mask.data_ptr<bool>();
-  double *X = x.data_ptr<double>(), *F = f.data_ptr<double>();
-  int64_t *NIT = nit.data_ptr<int64_t>(), *ST = status.data_ptr<int64_t>();
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<double> lo, hi;
-    for (int64_t b = b0; b < b1; ++b) {
-      atom_bounds(X0 + b * N * 3, M + b * N, N, lo, hi);
-      optim::Lbfgsb solver(X0 + b * N * 3, lo.data(), hi.data(), 3 * N, opt);
-      optim::run_to_end(solver, make_objective(b));
-      std::copy(solver.point().begin(), solver.point().end(), X + b * N * 3);
-      F[b] = solver.f();
-      NIT[b] = solver.iterations();
-      ST[b] = static_cast<int64_t>(solver.status());
-    }
+  at::parallel_for(0, x0.size(0), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) runs.solve(b, [&](int64_t i) { return M[b * N + i]; }, make_objective(b));
   });
-  return {x.to(x0_.scalar_type()), f, nit, status};
+  return runs.result();
 }
 
 SolverResult trilaterate_cpu(const at::Tensor& x0, const at::Tensor& mask_, const at::Tensor& target_pair_,

@@ -9,7 +9,8 @@ from ._registry import register_once
 
 def register() -> bool:
     """Registers the fake kernels of the solver ops; False without the compiled extension."""
-    return register_once("solvers", ("trilaterate", "fit_affinity"), _register)
+    return register_once("solvers", ("trilaterate", "fit_affinity", "fingerprint_loss", "invert_fingerprint"),
+                         _register)
 
 
 def _solver_outputs(x0):
@@ -27,4 +28,14 @@ def _register() -> None:
 
     @torch.library.register_fake("pdfsolve::fit_affinity")
     def _(x0, mask, target, sigma, m, ftol, gtol, maxiter):
+        return _solver_outputs(x0)
+
+    @torch.library.register_fake("pdfsolve::fingerprint_loss")
+    def _(x, species, n_species, target, weight, radial, angular, rcut, pooling, min_distance, penalty, bounds):
+        torch._check(x.dim() == 3, lambda: "x must have shape (M, N, 3)")
+        return x.new_empty((x.shape[0],), dtype=torch.float64), x.new_empty(x.shape)
+
+    @torch.library.register_fake("pdfsolve::invert_fingerprint")
+    def _(x0, species, n_species, target, weight, radial, angular, rcut, pooling, min_distance, penalty, bounds, m,
+          ftol, gtol, maxiter):
         return _solver_outputs(x0)
