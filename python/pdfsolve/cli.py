@@ -1,4 +1,5 @@
-"""The ``pdfsolve`` command line: ``solve``, ``simulate``, ``info`` and ``example``.
+"""The ``pdfsolve`` command line: ``solve``, ``simulate``, ``info``, ``example``, ``dataset``, ``train``, ``evaluate``,
+``interpolate`` and ``latent-map``.
 
 Bad input (missing or malformed files, invalid parameters) prints ``pdfsolve: error: <message>`` to stderr
 and exits with status 2.
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, cli_dataset
+from . import __version__, cli_dataset, cli_evaluate, cli_latent, cli_methods, cli_train
 from .engine import PDFParameters, simulate_pdf
 from .engine.debye import MODES
 from .engine.parameters import RADIATIONS
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--no-solve", dest="solve", action="store_false",
                          help="skip solving the bundled measured PDF (cluster mining, about 30 s the first time)")
 
-    solve = sub.add_parser("solve", help="find the structure behind measured PDFs (cluster mining)",
+    solve = sub.add_parser("solve", help="find the structure behind measured PDFs (cluster mining, DeepStruc)",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                            description="Refine every cluster of a motif library (fcc, bcc, sc, hcp, stacking-faulted, "
                                        "icosahedral, decahedral, octahedral) against each measured PDF - scale, "
@@ -85,11 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                        help="output directory; results of each input go to OUTDIR/<input stem>/")
     solve.add_argument("--top", type=int, default=5, help="number of best candidates written as rank_XX.xyz")
-    solve.add_argument("--element", action="append", metavar="EL",
-                       help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
-                            "else every metal")
-    solve.add_argument("--min-atoms", type=int, default=5, help="smallest candidate")
-    solve.add_argument("--max-atoms", type=int, default=200, help="largest candidate")
     for name in ("qmin", "qmax", "qdamp"):
         unit, meaning = PARAMETER_HELP[name]
         solve.add_argument(f"--{name}", type=float, metavar="X",
@@ -97,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--rmin", type=float, metavar="X", help="start of the fitted range [Angstrom] (default 1.5)")
     solve.add_argument("--rmax", type=float, metavar="X",
                        help="end of the fitted range [Angstrom] (default 30, or the data's end)")
+    cli_methods.add_arguments(solve)
     cli_dataset.add_parser(sub)
+    cli_train.add_parser(sub)
+    cli_evaluate.add_parser(sub)
+    cli_latent.add_parsers(sub)
     return parser
 
 
@@ -225,24 +225,14 @@ def _cmd_example(args: argparse.Namespace) -> None:
     print(f"wrote {len(structures)} PDF files and a plot to {out}")
     if args.solve:
         print("pdfsolve example: solving the bundled measured PDF of 1.8 nm Pt nanocrystals (JQ_S1.gr)")
+        settings = argparse.Namespace(method="mine", element=None, min_atoms=5, max_atoms=200, top=3)
         with resources.as_file(examples.joinpath("JQ_S1.gr")) as path:
-            _solve_file(path, out, None, 5, 200, 3)
+            _solve_file(path, out, settings, cli_methods.solver(settings))
 
 
-def _solve_file(path, out_root: Path, elements, min_atoms: int, max_atoms: int, top: int, **target_args) -> None:
-    """Cluster mining for one PDF file: results to ``out_root/<stem>/`` and a table on stdout."""
-    from .routes.mine import cached_library, elements_from_composition, mine, write_mining_outputs
-    from .structures.radii import METALS
-    from .target import Target
-
-    target = Target.from_file(path, **target_args)
-    elements = elements or elements_from_composition(read_pdf(path).composition) or list(METALS)
-    print(f"{path}: Qmin {target.params.qmin:g}, Qmax {target.params.qmax:g} 1/Angstrom, fit "
-          f"{target.rmin:g}-{target.rmax:g} Angstrom; library {'/'.join(elements)}, {min_atoms}-{max_atoms} atoms")
-    library = cached_library(elements, min_atoms, max_atoms)
-    out = out_root / Path(path).stem
-    summary = write_mining_outputs(mine(target, library), out, top=top)
-    print(f"  {len(library)} candidates refined -> {out}")
+def _print_summary(summary: dict, out: Path) -> None:
+    stages = ", ".join(f"{stage} {t:.2f}" for stage, t in summary["seconds"].items())
+    print(f"  {summary['n_candidates']} candidates refined -> {out} (seconds: {stages})")
     print(f"  {'rank':>4s} {'motif':14s} {'N':>5s} {'El':3s} {'Rwp':>7s} {'scale':>8s} {'expansion':>9s} {'uiso':>8s}")
     for row in summary["top"]:
         print(f"  {row['rank']:>4d} {str(row['motif'])[:14]:14s} {row['n_atoms']:>5d} {row['element']:3s} "
@@ -250,23 +240,31 @@ def _solve_file(path, out_root: Path, elements, min_atoms: int, max_atoms: int, 
               f"{float(row['uiso']):8.4g}")
 
 
-def _cmd_solve(args: argparse.Namespace) -> None:
-    from .structures.radii import METALS
+def _solve_file(path, out_root: Path, args: argparse.Namespace, solve, **target_args) -> None:
+    """One PDF file: ``solve(target, elements)``, results to ``out_root/<stem>/`` and a table on stdout."""
+    from .routes import write_outputs
+    from .target import Target
 
+    target = Target.from_file(path, **target_args)
+    elements = cli_methods.default_elements(args, read_pdf(path).composition)
+    print(f"{path}: Qmin {target.params.qmin:g}, Qmax {target.params.qmax:g} 1/Angstrom, fit "
+          f"{target.rmin:g}-{target.rmax:g} Angstrom; {cli_methods.describe(args, elements)}")
+    out = out_root / Path(path).stem
+    _print_summary(write_outputs(solve(target, elements), out, top=args.top), out)
+
+
+def _cmd_solve(args: argparse.Namespace) -> None:
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
-    if not 1 <= args.min_atoms <= args.max_atoms:
-        raise ValueError(f"need 1 <= --min-atoms <= --max-atoms, got {args.min_atoms} and {args.max_atoms}")
-    unknown = sorted(set(args.element or ()) - set(METALS))
-    if unknown:
-        raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
+    solve = cli_methods.solver(args)
     for path in args.inputs:
-        _solve_file(path, Path(args.out), args.element, args.min_atoms, args.max_atoms, args.top, qmin=args.qmin,
-                    qmax=args.qmax, qdamp=args.qdamp, rmin=args.rmin, rmax=args.rmax)
+        _solve_file(path, Path(args.out), args, solve, qmin=args.qmin, qmax=args.qmax, qdamp=args.qdamp,
+                    rmin=args.rmin, rmax=args.rmax)
 
 
 COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example, "solve": _cmd_solve,
-            "dataset": cli_dataset.run}
+            "dataset": cli_dataset.run, "train": cli_train.run, "evaluate": cli_evaluate.run,
+            "interpolate": cli_latent.run_interpolate, "latent-map": cli_latent.run_latent_map}
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Solvers: each route turns a measured PDF into ranked candidate structures."""
-from .mine import MiningResult, cached_library, mine, write_mining_outputs
+"""Solvers: each route turns a measured PDF into candidate structures, refined and ranked by :mod:`.ranking`."""
+from .mine import cached_library, mine
+from .ranking import RankedCandidates, rank_candidates, write_outputs
 
-__all__ = ["MiningResult", "cached_library", "mine", "write_mining_outputs"]
+__all__ = ["RankedCandidates", "cached_library", "mine", "rank_candidates", "write_outputs"]

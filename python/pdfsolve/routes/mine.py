@@ -5,27 +5,19 @@ refine scale, expansion and U_iso against the data, then rank by Rwp.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import ase
 import ase.io
-import numpy as np
-import torch
 
-from ..plotting import save_fit_plot
-from ..refine import RefinementResult, refine
 from ..structures import build_library
 from ..structures.radii import METALS
 from ..target import Target
-
-#: Columns of ``candidates.csv``.
-CSV_COLUMNS = ("rank", "motif", "n_atoms", "element", "rwp", "scale", "expansion", "uiso", "file")
+from .ranking import RankedCandidates, rank_candidates
 
 
 def _cache_dir() -> Path:
@@ -60,69 +52,8 @@ def elements_from_composition(composition: str | None) -> list[str]:
     return sorted(s for s in symbols if s in METALS)
 
 
-@dataclass
-class MiningResult:
-    """Candidates of one target, refined and ranked.
-
-    Attributes:
-        target: the :class:`Target` fitted.
-        candidates: the library clusters, in library order.
-        refinement: per-candidate refined parameters (:class:`pdfsolve.refine.RefinementResult`).
-        order: (B,) candidate indices by increasing Rwp.
-    """
-
-    target: Target
-    candidates: list
-    refinement: RefinementResult
-    order: np.ndarray
-
-    def ranked_structure(self, rank: int) -> ase.Atoms:
-        """The candidate at ``rank`` (0 = best) with its refined (centred, expanded) coordinates [Angstrom]."""
-        k = int(self.order[rank])
-        atoms = self.candidates[k].copy()
-        atoms.positions = self.refinement.positions[k, : len(atoms)].cpu().numpy()
-        for name in ("rwp", "scale", "expansion", "uiso"):
-            atoms.info[name] = float(getattr(self.refinement, name)[k])
-        return atoms
-
-
-def mine(target: Target, library, *, chunk_size: int = 512, callback=None) -> MiningResult:
+def mine(target: Target, library, *, chunk_size: int = 512, callback=None) -> RankedCandidates:
     """Refine scale, expansion and U_iso of every library cluster against ``target``; rank by Rwp."""
     if not library:
         raise ValueError("the candidate library is empty")
-    result = refine(library, target, chunk_size=chunk_size, callback=callback)
-    order = np.argsort(result.rwp.cpu().numpy(), kind="stable")
-    return MiningResult(target, list(library), result, order)
-
-
-def write_mining_outputs(result: MiningResult, out_dir, top: int = 5) -> dict:
-    """Write ``candidates.csv`` (every candidate, ranked), ``rank_01.xyz`` ... (the ``top`` best, refined),
-    ``fit.png`` (data, best fit, difference) and ``summary.json`` into ``out_dir``; returns the summary."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ref = result.refinement
-    rows = []
-    for rank, k in enumerate(result.order, start=1):
-        atoms = result.candidates[k]
-        rows.append({
-            "rank": rank, "motif": atoms.info.get("motif", ""), "n_atoms": len(atoms),
-            "element": "".join(sorted(set(atoms.get_chemical_symbols()))), "rwp": f"{float(ref.rwp[k]):.6f}",
-            "scale": f"{float(ref.scale[k]):.6g}", "expansion": f"{float(ref.expansion[k]):.6f}",
-            "uiso": f"{float(ref.uiso[k]):.6g}", "file": f"rank_{rank:02d}.xyz" if rank <= top else "",
-        })
-    with open(out / "candidates.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    for rank in range(min(top, len(rows))):
-        ase.io.write(out / f"rank_{rank + 1:02d}.xyz", result.ranked_structure(rank), format="extxyz")
-    best = int(result.order[0])
-    label = f"{rows[0]['motif']} {rows[0]['element']}{rows[0]['n_atoms']}"
-    source = result.target.source.name if result.target.source else "target"
-    save_fit_plot(out / "fit.png", result.target.r, result.target.g, ref.g_calc[best], float(ref.rwp[best]),
-                  label=label, title=source)
-    summary = {"input": str(result.target.source) if result.target.source else None,
-               "n_candidates": len(rows), "parameters": result.target.params.to_dict(),
-               "top": rows[:top]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return rank_candidates(target, library, "mine", chunk_size=chunk_size, callback=callback)

@@ -1,0 +1,83 @@
+"""The solver options shared by ``pdfsolve solve`` and ``pdfsolve evaluate`` (``--method`` and its settings) and the
+solver they select: ``solver(args)(target, elements) -> RankedCandidates``."""
+from __future__ import annotations
+
+import argparse
+
+METHODS = ("mine", "deepstruc")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--method, the library options (--element, --min-atoms, --max-atoms) and DeepStruc's settings (the parser
+    shows defaults with ``argparse.ArgumentDefaultsHelpFormatter``)."""
+    group = parser.add_argument_group("method")
+    group.add_argument("--method", choices=METHODS, default="mine",
+                       help="'mine': refine a cluster library; 'deepstruc': refine clusters sampled from a trained "
+                            "DeepStruc model (--weights), each labelled with the motif of the nearest cluster of the "
+                            "library or 'unknown'")
+    group.add_argument("--element", action="append", metavar="EL",
+                       help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
+                            "else every metal (mine) or Au (deepstruc, which uses the first); 'evaluate' uses each cluster's own")
+    group.add_argument("--min-atoms", type=int, default=5, help="smallest library cluster")
+    group.add_argument("--max-atoms", type=int, default=200, help="largest library cluster")
+    group.add_argument("--weights", metavar="FILE", help="DeepStruc weights: best.pt of 'pdfsolve train deepstruc'")
+    group.add_argument("--samples", type=int, default=1000,
+                       help="DeepStruc: clusters sampled from the prior, split evenly over the widening factors")
+    group.add_argument("--widen", type=float, nargs="+", default=[3.0, 5.0, 7.0], metavar="F",
+                       help="DeepStruc: factors widening the prior's sigma")
+    group.add_argument("--refine", type=int, default=50, metavar="N",
+                       help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
+
+
+def check(args: argparse.Namespace) -> None:
+    """ValueError naming the first invalid option."""
+    from .structures.radii import METALS
+
+    if not 1 <= args.min_atoms <= args.max_atoms:
+        raise ValueError(f"need 1 <= --min-atoms <= --max-atoms, got {args.min_atoms} and {args.max_atoms}")
+    unknown = sorted(set(args.element or ()) - set(METALS))
+    if unknown:
+        raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
+    if args.method == "deepstruc":
+        if args.weights is None:
+            raise ValueError("--method deepstruc needs --weights FILE (best.pt of 'pdfsolve train deepstruc')")
+        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0:
+            raise ValueError("--samples and --refine must be >= 1 and --widen factors > 0")
+
+
+def default_elements(args: argparse.Namespace, composition: str | None) -> list[str]:
+    """--element, else the metals of ``composition``, else every metal (mine) or Au (deepstruc)."""
+    from .routes.mine import elements_from_composition
+    from .structures.radii import METALS
+
+    fallback = list(METALS) if args.method == "mine" else ["Au"]
+    return args.element or elements_from_composition(composition) or fallback
+
+
+def describe(args: argparse.Namespace, elements) -> str:
+    """One line naming the method and its settings."""
+    if args.method == "mine":
+        return f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
+    return f"DeepStruc, {args.samples} samples at widening {args.widen}, {elements[0]}"
+
+
+def solver(args: argparse.Namespace):
+    """``solve(target, elements) -> RankedCandidates`` for the options (DeepStruc's weights are loaded once)."""
+    from .routes import deepstruc
+    from .routes.mine import cached_library, mine
+
+    check(args)
+    if args.method == "mine":
+        return lambda target, elements: mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
+    from .models.weights import load_model
+
+    model, config = load_model(args.weights)
+    if config["model"] != "deepstruc":
+        raise ValueError(f"{args.weights} holds a {config['model']} model, not deepstruc")
+
+    def solve(target, elements):
+        classifier = deepstruc.library_classifier(elements[0], args.min_atoms, args.max_atoms)
+        return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
+                               element=elements[0], classifier=classifier)
+
+    return solve

@@ -1,0 +1,41 @@
+"""Trained weights: the ``best.pt`` a training run writes (model state, run config, epoch, validation loss), loaded
+with ``torch.load(weights_only=True)`` and, when a hash is given, checked against its sha256 first."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from torch import nn
+
+from ..training.checkpoint import load
+from . import build_model
+
+
+def file_sha256(path) -> str:
+    """sha256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model(path, sha256: str | None = None) -> tuple[nn.Module, dict]:
+    """The model stored in ``path`` (in eval mode) and the config of the run that trained it.
+
+    Raises:
+        ValueError: the file is missing, its sha256 differs from ``sha256``, or it holds no model of a known kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no model weights at {path}")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise ValueError(f"{path}: sha256 {file_sha256(path)[:12]}... does not match the expected {sha256[:12]}...")
+    saved = load(path)
+    try:
+        config = saved["config"]
+        model = build_model(config["model"], config["model_params"])
+        model.load_state_dict(saved["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: not the weights of a pdfsolve training run ({exc})") from None
+    return model.eval(), config
