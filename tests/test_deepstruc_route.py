@@ -1,4 +1,5 @@
 """DeepStruc route: decoded prior samples screened, refined and ranked, written like cluster mining; weights loading."""
+import csv
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from pdfsolve.io import write_pdf
 from pdfsolve.models import DeepStruc, DeepStrucParams
 from pdfsolve.models.weights import file_sha256, load_model
 from pdfsolve.routes import write_outputs
+from pdfsolve.routes.ranking import merge_ranked, rank_candidates
 from pdfsolve.routes.deepstruc import closest_distance, propose, solve
 from pdfsolve.structures import motifs
 from pdfsolve.target import Target
@@ -113,5 +115,40 @@ def test_solve_command_with_deepstruc_weights(ico13, target, tmp_path, capsys, m
     summary = json.loads((tmp_path / "out" / "pt13" / "summary.json").read_text())
     assert summary["method"] == "deepstruc" and summary["n_candidates"] == 2
     assert summary["top"][0]["motif"] == "icosahedral" and "icosahedral" in out  # labelled against the library
-    status, _, err = run_cli(argv, capsys)
-    assert status == 2 and "needs --weights" in err
+    status, out, err = run_cli([*argv, "--weights", weights, "--method", "all", "-o", tmp_path / "all"], capsys)
+    assert status == 0, err
+    summary = json.loads((tmp_path / "all" / "pt13" / "summary.json").read_text())
+    library = summary["n_candidates"] - 2  # the library clusters of 10-16 atoms, then the 2 DeepStruc samples
+    assert summary["method"] == "all" and library > 2
+    assert set(summary["seconds"]) == {"mine/refine", "deepstruc/sample", "deepstruc/screen", "deepstruc/classify",
+                                       "deepstruc/refine"}
+    with open(tmp_path / "all" / "pt13" / "candidates.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows].count("deepstruc") == 2 and [r["method"] for r in rows].count("mine") == library
+    assert [float(r["rwp"]) for r in rows] == sorted(float(r["rwp"]) for r in rows)
+    assert rows[0]["motif"] == "icosahedral" and float(rows[0]["rwp"]) < 0.02
+    status, _, err = run_cli([*argv, "--weights", tmp_path / "missing.pt"], capsys)
+    assert status == 2 and "no model weights" in err
+
+
+def test_merged_ranking_orders_every_route_by_rwp(ico13, target):
+    import ase
+
+    a = solve(target, decoding(ico13), k=2, widen=(1.0,), n_refine=2, element="Pt")
+    rattled = ico13 + np.random.default_rng(0).normal(scale=0.1, size=ico13.shape)
+    b = rank_candidates(target, [ase.Atoms("Pt13", positions=rattled), ase.Atoms("Pt12", positions=ico13[1:])],
+                        "other", seconds={"x": 1.0})
+    merged = merge_ranked([b, a])
+    assert merged.method == "all" and len(merged.candidates) == 4
+    rwps = torch.cat([b.refinement.rwp, a.refinement.rwp])
+    torch.testing.assert_close(merged.refinement.rwp, rwps)
+    assert merged.order.tolist() == torch.argsort(rwps, stable=True).tolist()
+    assert [c.info["method"] for c in merged.candidates] == ["other", "other", "deepstruc", "deepstruc"]
+    best = merged.ranked_structure(0)
+    assert best.info["method"] == "deepstruc" and best.info["rwp"] == pytest.approx(float(a.refinement.rwp.min()))
+    np.testing.assert_allclose(merged.ranked_structure(3).positions,
+                               b.ranked_structure(1).positions)  # padding widened, positions kept
+    assert merged.seconds["other/x"] == 1.0 and "deepstruc/refine" in merged.seconds
+    assert "method" not in b.candidates[0].info  # the route's own candidates are not touched
+    with pytest.raises(ValueError, match="no rankings"):
+        merge_ranked([])

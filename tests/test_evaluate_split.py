@@ -56,5 +56,6 @@ def test_evaluate_command_prints_and_writes_the_scores(data_dir, tmp_path, capsy
     assert "total" in stdout and "motif_top1" in stdout
     saved = json.loads(out.read_text())
     assert saved["method"] == "mine" and saved["total"]["n"] == 2 and saved["total"]["exact_n"] == 1.0
-    status, _, err = run_cli(["evaluate", "--data", data_dir, "--method", "deepstruc"], capsys)
-    assert status == 2 and "needs --weights" in err
+    status, _, err = run_cli(["evaluate", "--data", data_dir, "--method", "deepstruc", "--weights",
+                              tmp_path / "missing.pt"], capsys)
+    assert status == 2 and "no model weights" in err

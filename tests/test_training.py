@@ -172,3 +172,26 @@ def test_cli_trains_resumes_and_reports_bad_input(tmp_path, data_dir, capsys):
     status, _, err = run_cli(["train", "deepstruc", "--data", data_dir, "--out", tmp_path / "r4", "--config",
                               settings], capsys)
     assert status == 2 and "data_sha256" in err and "does not match" in err
+
+
+def test_a_run_can_start_from_the_weights_of_another(tmp_path, data_dir, capsys):
+    first = train(tiny_config(data_dir, epochs=1), tmp_path / "first", progress=False)
+    settings = tmp_path / "tiny.json"
+    settings.write_text(json.dumps({"model_params": {**TINY, "match_weight": 1.0}, "patience": 0}))
+    status, _, err = run_cli(["train", "deepstruc", "--data", data_dir, "--out", tmp_path / "tuned", "--config",
+                              settings, "--epochs", "1", "--init", tmp_path / "first" / BEST_NAME,
+                              "--lr", "1e-12", "--no-progress"], capsys)
+    assert status == 0, err
+    config = TrainConfig.load(tmp_path / "tuned")
+    assert config.init_weights == str((tmp_path / "first" / BEST_NAME).resolve()) and len(config.init_sha256) == 64
+    tuned, _ = load_model(tmp_path / "tuned" / BEST_NAME)
+    for key, value in first.model.state_dict().items():  # a learning rate of 1e-12 leaves the weights as they were
+        torch.testing.assert_close(tuned.state_dict()[key], value, rtol=0, atol=1e-9)
+    history = [json.loads(line) for line in (tmp_path / "tuned" / "history.jsonl").read_text().splitlines()]
+    assert history[0]["train_match"] > 0
+    bad = dataclasses.replace(config, init_sha256="0" * 64)
+    with pytest.raises(ValueError, match="sha256"):
+        train(bad, tmp_path / "bad", progress=False)
+    status, _, err = run_cli(["train", "deepstruc", "--data", data_dir, "--out", tmp_path / "r5", "--init",
+                              tmp_path / "missing.pt"], capsys)
+    assert status == 2 and "--init: no weights" in err

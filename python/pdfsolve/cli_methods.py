@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-METHODS = ("mine", "deepstruc")
+METHODS = ("mine", "deepstruc", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,13 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--method", choices=METHODS, default="mine",
                        help="'mine': refine a cluster library; 'deepstruc': refine clusters sampled from a trained "
                             "DeepStruc model (--weights), each labelled with the motif of the nearest cluster of the "
-                            "library or 'unknown'")
+                            "library or 'unknown'; 'all': every method, one ranking")
     group.add_argument("--element", action="append", metavar="EL",
                        help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
                             "else every metal (mine) or Au (deepstruc, which uses the first); 'evaluate' uses each cluster's own")
     group.add_argument("--min-atoms", type=int, default=5, help="smallest library cluster")
     group.add_argument("--max-atoms", type=int, default=200, help="largest library cluster")
-    group.add_argument("--weights", metavar="FILE", help="DeepStruc weights: best.pt of 'pdfsolve train deepstruc'")
+    group.add_argument("--weights", metavar="FILE",
+                       help="DeepStruc weights: best.pt of 'pdfsolve train deepstruc' (default: the shipped ones)")
     group.add_argument("--samples", type=int, default=1000,
                        help="DeepStruc: clusters sampled from the prior, split evenly over the widening factors")
     group.add_argument("--widen", type=float, nargs="+", default=[3.0, 5.0, 7.0], metavar="F",
@@ -38,9 +39,7 @@ def check(args: argparse.Namespace) -> None:
     unknown = sorted(set(args.element or ()) - set(METALS))
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
-    if args.method == "deepstruc":
-        if args.weights is None:
-            raise ValueError("--method deepstruc needs --weights FILE (best.pt of 'pdfsolve train deepstruc')")
+    if args.method != "mine":
         if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0:
             raise ValueError("--samples and --refine must be >= 1 and --widen factors > 0")
 
@@ -50,34 +49,39 @@ def default_elements(args: argparse.Namespace, composition: str | None) -> list[
     from .routes.mine import elements_from_composition
     from .structures.radii import METALS
 
-    fallback = list(METALS) if args.method == "mine" else ["Au"]
+    fallback = ["Au"] if args.method == "deepstruc" else list(METALS)
     return args.element or elements_from_composition(composition) or fallback
 
 
 def describe(args: argparse.Namespace, elements) -> str:
     """One line naming the method and its settings."""
-    if args.method == "mine":
-        return f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
-    return f"DeepStruc, {args.samples} samples at widening {args.widen}, {elements[0]}"
+    library = f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
+    deepstruc = f"DeepStruc, {args.samples} samples at widening {args.widen}, {elements[0]}"
+    return {"mine": library, "deepstruc": deepstruc}.get(args.method, f"{library}; {deepstruc}")
 
 
 def solver(args: argparse.Namespace):
-    """``solve(target, elements) -> RankedCandidates`` for the options (DeepStruc's weights are loaded once)."""
+    """``solve(target, elements) -> RankedCandidates`` for the options (models are loaded once). 'all' merges the
+    rankings of mining and DeepStruc (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
+    from .models.weights import load_weights
     from .routes import deepstruc
     from .routes.mine import cached_library, mine
+    from .routes.ranking import merge_ranked
 
     check(args)
+
+    def solve_mine(target, elements):
+        return mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
+
     if args.method == "mine":
-        return lambda target, elements: mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
-    from .models.weights import load_model
+        return solve_mine
+    model, _ = load_weights(args.weights, "deepstruc")
 
-    model, config = load_model(args.weights)
-    if config["model"] != "deepstruc":
-        raise ValueError(f"{args.weights} holds a {config['model']} model, not deepstruc")
-
-    def solve(target, elements):
+    def solve_deepstruc(target, elements):
         classifier = deepstruc.library_classifier(elements[0], args.min_atoms, args.max_atoms)
         return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
                                element=elements[0], classifier=classifier)
 
-    return solve
+    if args.method == "deepstruc":
+        return solve_deepstruc
+    return lambda target, elements: merge_ranked([solve_mine(target, elements), solve_deepstruc(target, elements)])

@@ -37,6 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="FILE", help="JSON file with config keys (model_params, optimizer, "
                                                         "beta, patience, ...); options given here override it")
         p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+        p.add_argument("--init", metavar="WEIGHTS", help="start from the weights of an earlier run (its best.pt; "
+                                                         "same model, same shapes): fine-tuning")
         p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
         p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
     return train
@@ -60,6 +62,12 @@ def _overrides(args: argparse.Namespace) -> dict:
             values[name] = getattr(args, name)
     if args.lr is not None:
         values["optimizer"] = dict(values.get("optimizer", {}), lr=args.lr)
+    if getattr(args, "init", None):
+        from .models.weights import file_sha256
+
+        if not Path(args.init).is_file():
+            raise ValueError(f"--init: no weights at {args.init}")
+        values.update(init_weights=str(Path(args.init).resolve()), init_sha256=file_sha256(args.init))
     return values
 
 

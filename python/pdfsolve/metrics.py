@@ -71,7 +71,7 @@ def pearson(a, b, dim: int = -1) -> torch.Tensor:
     return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
-def _kabsch(p: np.ndarray, q: np.ndarray, allow_reflection: bool) -> np.ndarray:
+def kabsch(p: np.ndarray, q: np.ndarray, allow_reflection: bool = True) -> np.ndarray:
     """Orthogonal 3x3 matrix R minimising sum |p_i R - q_i|^2 (p, q centred (N, 3))."""
     u, _, vt = np.linalg.svd(p.T @ q)
     if not allow_reflection and np.linalg.det(u @ vt) < 0:
@@ -92,7 +92,7 @@ def assigned_deviations(pred_xyz, true_xyz, allow_reflection: bool = True) -> np
     if len(p) == 0:
         return np.zeros(0)
     p, q = p - p.mean(0), q - q.mean(0)
-    return np.linalg.norm(p @ _kabsch(p, q, allow_reflection) - q, axis=1)
+    return np.linalg.norm(p @ kabsch(p, q, allow_reflection) - q, axis=1)
 
 
 def _principal_axes(x: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ def aligned_mae(pred_xyz, true_xyz, allow_reflection: bool = True, n_iter: int =
             if perm is not None and np.array_equal(new_perm, perm):
                 break
             perm = new_perm
-            rot = _kabsch(p, q[perm], allow_reflection)
+            rot = kabsch(p, q[perm], allow_reflection)
         best = min(best, float(np.linalg.norm(p @ rot - q[perm], axis=1).mean()))
     return best
 
@@ -184,7 +184,7 @@ def aligned_deviations(pred_xyz, true_xyz, allow_reflection: bool = True, tol: f
     for i, j in ij:
         for k in np.flatnonzero(ok[2] & (np.abs(dq[i] - dp[a, c]) < tol) & (np.abs(dq[j] - dp[b, c]) < tol)):
             if len({i, j, k}) == 3:
-                starts.append(_kabsch(p[tri], q[[i, j, k]], allow_reflection))
+                starts.append(kabsch(p[tri], q[[i, j, k]], allow_reflection))
     best, best_dev = np.inf, None
     for rot in starts or [np.eye(3)]:
         perm = None
@@ -193,7 +193,7 @@ def aligned_deviations(pred_xyz, true_xyz, allow_reflection: bool = True, tol: f
             if perm is not None and np.array_equal(new_perm, perm):
                 break
             perm = new_perm
-            rot = _kabsch(p, q[perm], allow_reflection)
+            rot = kabsch(p, q[perm], allow_reflection)
         dev = np.linalg.norm(p @ rot - q[perm], axis=1)
         if (dev**2).mean() < best:
             best, best_dev = (dev**2).mean(), dev

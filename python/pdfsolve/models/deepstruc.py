@@ -9,7 +9,8 @@
   the decoder's first N atoms.
 
 The loss is the beta-weighted ELBO: the order- and orientation-free structure loss of
-:mod:`pdfsolve.models.losses` on the first N_true decoded atoms, the count head's cross-entropy, and
+:mod:`pdfsolve.models.losses` on the first N_true decoded atoms (sorted distance lists, and with ``match_weight``
+the positions after the best assignment and superposition), the count head's cross-entropy, and
 beta KL(q || p). sigma = exp(logvar / 2) with |logvar| < 10 (the published model's widths could not fall below 1).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 
 from .inputs import model_grid, resample_pdf
 from .layers import GraphEncoder, PDFEncoder, centred, gaussian_kl, gaussian_parameters, mlp, reparameterise
-from .losses import first_atoms_mask, structure_loss
+from .losses import first_atoms_mask, matched_loss, structure_loss
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class DeepStrucParams:
         decoder_hidden: widths of the decoder's hidden layers.
         radial_weight, nearest_weight, count_weight: weights of the radial and nearest-neighbour structure terms
             and of the count cross-entropy.
+        match_weight: weight of :func:`pdfsolve.models.losses.matched_loss` (0: not computed).
     """
 
     n_max: int = 200
@@ -61,6 +63,7 @@ class DeepStrucParams:
     radial_weight: float = 1.0
     nearest_weight: float = 1.0
     count_weight: float = 1.0
+    match_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("pdf_channels", "decoder_hidden"):
@@ -68,7 +71,7 @@ class DeepStrucParams:
         for name in ("n_max", "latent_dim", "hidden", "graph_layers", "n_rbf", "pdf_kernel", "pdf_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"DeepStruc {name} must be >= 1, got {getattr(self, name)}")
-        weights = (self.radial_weight, self.nearest_weight, self.count_weight)
+        weights = (self.radial_weight, self.nearest_weight, self.count_weight, self.match_weight)
         if min(self.cutoff, self.edge_max, self.radial_max) <= 0 or min(weights) < 0:
             raise ValueError("DeepStruc cutoff, edge_max and radial_max must be > 0, the weights >= 0")
         model_grid(self.pdf_rmin, self.pdf_rmax, self.pdf_rstep)
@@ -135,7 +138,7 @@ class DeepStruc(nn.Module):
 
     def loss(self, batch, beta: float) -> dict:
         """Batch means of the ELBO terms: ``loss`` = pair + radial_weight radial + nearest_weight nearest
-        + count_weight count + beta kl (the structure terms of :func:`pdfsolve.models.losses.structure_loss`).
+        + count_weight count + beta kl (+ match_weight match) (the structure terms of :func:`pdfsolve.models.losses.structure_loss`).
 
         In training mode z is drawn from the posterior; in eval mode it is the posterior mean (deterministic). The
         count head reads a latent of the prior instead (drawn, or its mean in eval mode), as it does at inference: fed
@@ -150,13 +153,16 @@ class DeepStruc(nn.Module):
         mu_q, logvar_q = self.posterior(batch.pos, batch.mask, y)
         mu_p, logvar_p = self.prior(y)
         z = reparameterise(mu_q, logvar_q) if self.training else mu_q
-        structure = structure_loss(self.decode(z, y)[:, :largest], batch.pos, batch.mask)  # atoms past N unused
+        decoded = self.decode(z, y)[:, :largest]  # atoms past N unused
+        structure = structure_loss(decoded, batch.pos, batch.mask)
+        if p.match_weight > 0:
+            structure["match"] = matched_loss(decoded, batch.pos, batch.mask)
         z_prior = reparameterise(mu_p, logvar_p) if self.training else mu_p
         count = nn.functional.cross_entropy(self.count_logits(z_prior, y), batch.n_atoms.to(y.device) - 1)
         out = {**{k: v.mean() for k, v in structure.items()}, "count": count,
                "kl": gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean()}
         out["loss"] = (out["pair"] + p.radial_weight * out["radial"] + p.nearest_weight * out["nearest"]
-                       + p.count_weight * count + beta * out["kl"])
+                       + p.count_weight * count + beta * out["kl"] + p.match_weight * out.get("match", 0.0))
         return out
 
     @torch.no_grad()

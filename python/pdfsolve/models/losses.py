@@ -10,12 +10,22 @@ distributions of equally many distances (sorting is the optimal matching in one 
 * nearest term: the N distances of each atom to its nearest neighbour. The pair term is a mean over N^2 / 2 pairs,
   so a few atoms 1 Angstrom apart cost it little; trained on the pair and radial terms alone, the decoded clusters
   of 100-200 atoms all had such pairs (median shortest distance 0.9-1.5 Angstrom against 2.4-2.8 in the truth).
+
+These terms alone left the decoded clusters blurred: 36 epochs on the deepstruc preset reached 0.09 Angstrom^2 on
+the sorted pair distances yet a median aligned MAE of 1.27 Angstrom on training clusters decoded from their own
+posterior means (many geometries share a sorted distance list). :func:`matched_loss` compares positions instead,
+after the atom assignment and rotation (reflections too) that best superpose the target onto the decoded cluster.
 """
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from ..geometry import pair_distances
+from ..metrics import kabsch
 from .layers import centred
 
 #: Stands in for missing distances so that they sort last [Angstrom] (never compared).
@@ -88,3 +98,54 @@ def structure_loss(decoded: torch.Tensor, target: torch.Tensor, target_mask: tor
     counts = (n * (n - 1) // 2, n, n)
     return {name: _mean_over_first((a - b) ** 2, count)
             for name, a, b, count in zip(("pair", "radial", "nearest"), ours, theirs, counts)}
+
+
+def _frames(decoded: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+    """Orthogonal matrices R to start the superposition of ``target @ R`` onto ``decoded``: the identity and the
+    8 maps of the target's principal axes onto the decoded cluster's, with every choice of axis signs."""
+    def axes(x):
+        return np.linalg.eigh(x.T @ x)[1]
+    ours, theirs = axes(decoded), axes(target)
+    return [np.eye(3)] + [theirs @ np.diag(signs) @ ours.T
+                          for signs in itertools.product((1.0, -1.0), repeat=3)]
+
+
+def superposed_target(decoded: np.ndarray, target: np.ndarray, n_iter: int = 3) -> np.ndarray:
+    """``target`` (N, 3) re-ordered and rotated (or reflected) onto ``decoded`` (N, 3), both centred [Angstrom].
+
+    The start is the frame of :func:`_frames` whose rotated target lies nearest the decoded atoms (summed squared
+    distance of each decoded atom to its nearest target atom), then ``n_iter`` rounds of the atom assignment
+    minimising the summed squared distances (Hungarian) and the orthogonal matrix that best superposes the
+    assigned atoms (Kabsch).
+    """
+    def squared(rot):
+        return ((decoded[:, None, :] - (target @ rot)[None, :, :]) ** 2).sum(-1)
+
+    rot = min(_frames(decoded, target), key=lambda r: squared(r).min(1).sum())
+    for _ in range(n_iter):
+        _, order = linear_sum_assignment(squared(rot))
+        rot = kabsch(target[order], decoded)
+    _, order = linear_sum_assignment(squared(rot))
+    return (target @ rot)[order]
+
+
+def matched_loss(decoded: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor,
+                 n_iter: int = 3) -> torch.Tensor:
+    """(B,) mean squared distance [Angstrom^2] between the first N_b decoded atoms and the true atoms superposed
+    onto them (:func:`superposed_target`, held fixed: gradients flow through ``decoded`` only), both centred.
+
+    Shapes as in :func:`structure_loss`; the loss is invariant to the target's atom order and orientation.
+    """
+    n = target_mask.sum(1)
+    width = decoded.shape[1]
+    decoded_mask = first_atoms_mask(n, width)
+    decoded = centred(decoded, decoded_mask)
+    target = centred(target.to(decoded.dtype), target_mask)
+    ours = decoded.detach().cpu().double().numpy()
+    theirs = target.detach().cpu().double().numpy()
+    keep = target_mask.cpu().numpy()
+    aligned = np.zeros(ours.shape)
+    for b, count in enumerate(n.tolist()):
+        aligned[b, :count] = superposed_target(ours[b, :count], theirs[b][keep[b]], n_iter)
+    sq = ((decoded - torch.as_tensor(aligned, dtype=decoded.dtype, device=decoded.device)) ** 2).sum(-1)
+    return _mean_over_first(sq, n)

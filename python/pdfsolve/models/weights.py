@@ -1,8 +1,13 @@
 """Trained weights: the ``best.pt`` a training run writes (model state, run config, epoch, validation loss), loaded
-with ``torch.load(weights_only=True)`` and, when a hash is given, checked against its sha256 first."""
+with ``torch.load(weights_only=True)`` and, when a hash is given, checked against its sha256 first.
+
+Weights shipped with pdfsolve lie in ``pdfsolve/data/weights``: ``NAME.pt`` and ``NAME.json`` (its sha256, the
+command that trained it and the metrics it reached)."""
 from __future__ import annotations
 
 import hashlib
+import json
+from importlib.resources import files
 from pathlib import Path
 
 from torch import nn
@@ -39,3 +44,29 @@ def load_model(path, sha256: str | None = None) -> tuple[nn.Module, dict]:
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{path}: not the weights of a pdfsolve training run ({exc})") from None
     return model.eval(), config
+
+
+def shipped_weights(name: str) -> tuple[Path, dict] | None:
+    """``(path, record)`` of the weights shipped as ``name`` (e.g. "deepstruc"), or None when none are."""
+    folder = Path(str(files("pdfsolve.data") / "weights"))
+    path, record = folder / f"{name}.pt", folder / f"{name}.json"
+    if not (path.is_file() and record.is_file()):
+        return None
+    return path, json.loads(record.read_text())
+
+
+def load_weights(path, model: str) -> tuple[nn.Module, dict]:
+    """The ``model`` at ``path``, or the shipped ``model`` (checked against its recorded sha256) when ``path`` is
+    None. Raises ValueError when there are none, or the file holds another model."""
+    if path is None:
+        shipped = shipped_weights(model)
+        if shipped is None:
+            raise ValueError(f"no {model} weights are shipped with this pdfsolve; train some with 'pdfsolve train "
+                             f"{model}' and pass --weights RUN_DIR/best.pt")
+        path, record = shipped
+        loaded, config = load_model(path, record["sha256"])
+    else:
+        loaded, config = load_model(path)
+    if config["model"] != model:
+        raise ValueError(f"{path} holds a {config['model']} model, not {model}")
+    return loaded, config

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +16,14 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
+import torch
 
 from ..plotting import save_fit_plot
 from ..refine import RefinementResult, refine
 from ..target import Target
 
 #: Columns of ``candidates.csv``.
-CSV_COLUMNS = ("rank", "motif", "n_atoms", "element", "rwp", "scale", "expansion", "uiso", "file")
+CSV_COLUMNS = ("rank", "method", "motif", "n_atoms", "element", "rwp", "scale", "expansion", "uiso", "file")
 
 
 @dataclass
@@ -33,7 +35,8 @@ class RankedCandidates:
         candidates: the proposed clusters, in the route's order.
         refinement: per-candidate refined parameters (:class:`pdfsolve.refine.RefinementResult`).
         order: (B,) candidate indices by increasing Rwp.
-        method: the route that proposed the candidates ("mine", "deepstruc", ...).
+        method: the route that proposed the candidates ("mine", "deepstruc", ...; "all" for a merged ranking, where
+            each candidate's ``info["method"]`` names its route).
         seconds: wall time of each stage [s] (the route's own stages, then "refine").
     """
 
@@ -70,6 +73,36 @@ def rank_candidates(target: Target, candidates, method: str, *, chunk_size: int 
     return RankedCandidates(target, candidates, result, order, method, seconds)
 
 
+def _concatenated(refinements: list[RefinementResult]) -> RefinementResult:
+    """The refinements of several candidate sets as one (positions padded to the widest)."""
+    width = max(ref.positions.shape[1] for ref in refinements)
+    values = {}
+    for item in dataclasses.fields(RefinementResult):
+        parts = [getattr(ref, item.name) for ref in refinements]
+        if item.name == "positions":
+            parts = [torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in parts]
+        values[item.name] = (sum(parts) if item.name == "engine_calls" else parts[0] if item.name == "r"
+                             else torch.cat(parts))
+    return RefinementResult(**values)
+
+
+def merge_ranked(results: list[RankedCandidates]) -> RankedCandidates:
+    """One ranking by Rwp of the candidates of several routes, each refined against the same target; every
+    candidate (a copy) names its route in ``info["method"]``; stage times are keyed "route/stage"."""
+    if not results:
+        raise ValueError("no rankings to merge")
+    candidates, seconds = [], {}
+    for result in results:
+        for atoms in result.candidates:
+            atoms = atoms.copy()
+            atoms.info.setdefault("method", result.method)
+            candidates.append(atoms)
+        seconds.update({f"{result.method}/{stage}": t for stage, t in result.seconds.items()})
+    refinement = _concatenated([result.refinement for result in results])
+    order = np.argsort(refinement.rwp.cpu().numpy(), kind="stable")
+    return RankedCandidates(results[0].target, candidates, refinement, order, "all", seconds)
+
+
 def write_outputs(result: RankedCandidates, out_dir, top: int = 5) -> dict:
     """Write ``candidates.csv`` (every candidate, ranked), ``rank_01.xyz`` ... (the ``top`` best, refined),
     ``fit.png`` (data, best fit, difference) and ``summary.json`` into ``out_dir``; returns the summary."""
@@ -80,7 +113,7 @@ def write_outputs(result: RankedCandidates, out_dir, top: int = 5) -> dict:
     for rank, k in enumerate(result.order, start=1):
         atoms = result.candidates[k]
         rows.append({
-            "rank": rank, "motif": atoms.info.get("motif", ""), "n_atoms": len(atoms),
+            "rank": rank, "method": atoms.info.get("method", result.method), "motif": atoms.info.get("motif", ""), "n_atoms": len(atoms),
             "element": "".join(sorted(set(atoms.get_chemical_symbols()))), "rwp": f"{float(ref.rwp[k]):.6f}",
             "scale": f"{float(ref.scale[k]):.6g}", "expansion": f"{float(ref.expansion[k]):.6f}",
             "uiso": f"{float(ref.uiso[k]):.6g}", "file": f"rank_{rank:02d}.xyz" if rank <= top else "",

@@ -82,6 +82,8 @@ class TrainConfig:
         epochs: most epochs; batch_size: clusters per step.
         patience: stop after this many epochs without a validation loss lower by ``min_delta`` (0: never).
         optimizer, beta: see :class:`OptimizerConfig` and :class:`BetaSchedule`.
+        init_weights, init_sha256: a ``best.pt`` of an earlier run of the same model whose weights start this
+            run (fine-tuning), and its sha256, checked when the run starts ("": random initial weights).
         versions: of Python and the packages that produced the run (recorded, not compared).
     """
 
@@ -97,6 +99,8 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     beta: BetaSchedule = field(default_factory=BetaSchedule)
     versions: dict = field(default_factory=dict)
+    init_weights: str = ""
+    init_sha256: str = ""
 
     def __post_init__(self):
         for name in ("model_params", "versions"):  # as stored in JSON (tuples become lists), so that a loaded

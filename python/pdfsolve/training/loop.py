@@ -124,6 +124,23 @@ def _write_history(run_dir: Path, history: list) -> None:
     os.replace(tmp, path)
 
 
+def _initial_weights(config: TrainConfig) -> dict:
+    """The model state in ``config.init_weights``, checked against ``config.init_sha256`` and the run's model.
+
+    Raises ValueError when the file differs from its hash or holds another model or other hyper-parameters."""
+    from ..models.weights import file_sha256
+
+    digest = file_sha256(config.init_weights)
+    if digest != config.init_sha256:
+        raise ValueError(f"{config.init_weights}: sha256 {digest[:12]}... is not the config's "
+                         f"{config.init_sha256[:12]}...")
+    saved = load(config.init_weights)
+    theirs = saved.get("config", {})
+    if theirs.get("model") != config.model:
+        raise ValueError(f"{config.init_weights} holds a {theirs.get('model')} model, not {config.model}")
+    return saved["model"]
+
+
 class _Run:
     """A model, its optimiser, scheduler and :class:`TrainState`, and the run directory they are saved to."""
 
@@ -145,6 +162,8 @@ class _Run:
             self.scheduler.load_state_dict(saved["scheduler"])
             set_rng_state(saved["rng"])
             self.state = TrainState(**saved["state"])
+        elif config.init_weights:
+            self.model.load_state_dict(_initial_weights(config))
         config.save(run_dir)
 
     def result(self, status: str | None = None) -> TrainResult:
