@@ -13,7 +13,8 @@ from pdfsolve.models import DeepStruc, DeepStrucParams
 from pdfsolve.models.weights import file_sha256, load_model
 from pdfsolve.routes import write_outputs
 from pdfsolve.routes.ranking import merge_ranked, rank_candidates
-from pdfsolve.routes.deepstruc import closest_distance, propose, solve
+from pdfsolve.routes.deepstruc import propose, solve
+from pdfsolve.routes.sampling import closest_distance
 from pdfsolve.structures import motifs
 from pdfsolve.target import Target
 from pdfsolve.training.checkpoint import save_atomic
@@ -78,7 +79,7 @@ def test_clusters_with_coincident_atoms_are_dropped(ico13, target):
         closest = closest_distance(pos, mask, chunk).tolist()
         assert closest[0] == pytest.approx(np.linalg.norm(ico13[1] - ico13[0])) and closest[1] == pytest.approx(0.3 * 3**0.5)
         assert closest[2] == np.inf  # one atom: no pair
-    with pytest.raises(ValueError, match="none of the 4 decoded clusters"):
+    with pytest.raises(ValueError, match="deepstruc: none of the decoded clusters"):
         solve(target, decoding(crowded), k=4, widen=(1.0, 2.0))
     with pytest.raises(ValueError, match="no metallic radius"):
         solve(target, decoding(ico13), k=2, element="Xx")

@@ -65,6 +65,7 @@ def solver(args: argparse.Namespace):
     rankings of mining and DeepStruc (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
     from .models.weights import load_weights
     from .routes import deepstruc
+    from .routes.sampling import library_classifier
     from .routes.mine import cached_library, mine
     from .routes.ranking import merge_ranked
 
@@ -78,7 +79,7 @@ def solver(args: argparse.Namespace):
     model, _ = load_weights(args.weights, "deepstruc")
 
     def solve_deepstruc(target, elements):
-        classifier = deepstruc.library_classifier(elements[0], args.min_atoms, args.max_atoms)
+        classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
         return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
                                element=elements[0], classifier=classifier)
 

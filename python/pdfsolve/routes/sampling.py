@@ -1,0 +1,102 @@
+"""The loop every generative route shares: decoded clusters are filtered, screened, labelled, refined and ranked.
+
+1. A route proposes clusters (``ase.Atoms``, decoded from its model's samples); those with two atoms closer than
+   :data:`MIN_DISTANCE` are dropped (:func:`physical`).
+2. Screening: the G(r) of every cluster (engine, fast mode, one batch, the target's Q range and r grid) is compared
+   with the data after the best scale; the ``n_refine`` lowest Rwp go on (:func:`screen`).
+3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
+   expansion, U_iso) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
+
+Each stage's wall time is kept in the result's ``seconds`` ("sample" for the route's own proposal step).
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import ase
+import numpy as np
+import torch
+
+from ..classify import MotifClassifier
+from ..engine import ClusterBatch, simulate_pdf
+from ..geometry import pair_distances
+from ..metrics import rwp
+from ..target import Target
+from .mine import cached_library
+from .ranking import RankedCandidates, rank_candidates
+
+#: Decoded clusters with a pair of atoms closer than this are dropped [Angstrom].
+MIN_DISTANCE = 1.5
+
+
+@functools.lru_cache(maxsize=8)
+def library_classifier(element: str, min_atoms: int = 5, max_atoms: int = 200) -> MotifClassifier:
+    """A motif classifier against cluster mining's (cached) library of ``element`` (built once per process)."""
+    return MotifClassifier(cached_library([element], min_atoms, max_atoms))
+
+
+def closest_distance(pos: torch.Tensor, mask: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+    """(B,) shortest interatomic distance of each cluster (B, N, 3) [Angstrom] (inf below two atoms), computed
+    ``chunk`` clusters at a time to bound the (chunk, N, N) distance matrices."""
+    out = []
+    eye = torch.eye(pos.shape[1], dtype=torch.bool, device=pos.device)
+    for p, m in zip(pos.split(chunk), mask.split(chunk)):
+        d = pair_distances(p, m)
+        pair = m[:, :, None] & m[:, None, :] & ~eye
+        out.append(torch.where(pair, d, torch.full_like(d, np.inf)).flatten(1).amin(1))
+    return torch.cat(out) if out else pos.new_zeros(0)
+
+
+def physical(pos: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+    """Indices (1-D) of the clusters (B, N, 3) [Angstrom] whose first ``n_atoms`` (B,) atoms are two or more and
+    none closer than MIN_DISTANCE."""
+    mask = torch.arange(pos.shape[1], device=pos.device)[None, :] < n_atoms[:, None]
+    return torch.nonzero((closest_distance(pos, mask) >= MIN_DISTANCE) & (n_atoms >= 2)).flatten()
+
+
+def screen(candidates: list[ase.Atoms], target: Target, keep: int) -> list[ase.Atoms]:
+    """The ``keep`` candidates whose simulated G(r) (fast mode, one batch) best matches the data after the best
+    scale (lowest Rwp), best first."""
+    if len(candidates) <= keep:
+        return list(candidates)
+    batch = ClusterBatch.from_atoms(candidates, biso=target.params.biso, dtype=torch.float32)
+    g = simulate_pdf(batch, target.params, mode="fast").G.double()
+    obs = target.g.to(g.dtype)
+    scale = ((g @ obs) / (g * g).sum(1).clamp(min=torch.finfo(g.dtype).tiny)).clamp(min=0)
+    order = torch.argsort(rwp(obs, scale[:, None] * g), stable=True)[:keep]
+    return [candidates[i] for i in order.tolist()]
+
+
+class Clock:
+    """Calls functions and keeps their wall times [s] by stage name."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def __call__(self, stage: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.seconds[stage] = time.perf_counter() - start
+        return out
+
+
+def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
+                    classifier: MotifClassifier | None = None, chunk_size: int = 512) -> RankedCandidates:
+    """Steps 1-3 of the module doc: ``propose()`` returns the route's decoded clusters (already free of atoms
+    closer than MIN_DISTANCE, see :func:`physical`); they are screened to ``n_refine``, labelled, refined, ranked.
+
+    Raises:
+        ValueError: ``n_refine`` < 1, or no cluster was proposed.
+    """
+    if n_refine < 1:
+        raise ValueError(f"n_refine must be >= 1, got {n_refine}")
+    clock = Clock()
+    proposed = clock("sample", propose)
+    if not proposed:
+        raise ValueError(f"{method}: none of the decoded clusters is free of atoms closer than {MIN_DISTANCE} "
+                         "Angstrom")
+    kept = clock("screen", screen, proposed, target, n_refine)
+    if classifier is not None:
+        clock("classify", classifier.label, kept)
+    return rank_candidates(target, kept, method, chunk_size=chunk_size, seconds=clock.seconds)
