@@ -153,3 +153,26 @@ def test_merged_ranking_orders_every_route_by_rwp(ico13, target):
     assert "method" not in b.candidates[0].info  # the route's own candidates are not touched
     with pytest.raises(ValueError, match="no rankings"):
         merge_ranked([])
+
+
+def test_snapping_adds_the_nearest_library_clusters(ico13, target, tmp_path, monkeypatch):
+    from pdfsolve.classify import MotifClassifier
+    from pdfsolve.routes.mine import cached_library
+
+    monkeypatch.setenv("PDFSOLVE_CACHE", str(tmp_path / "cache"))
+    library = cached_library(["Pt"], 10, 16)
+    classifier = MotifClassifier(library)
+    rattled = ico13 + np.random.default_rng(1).normal(scale=0.15, size=ico13.shape)
+    plain = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier)
+    snapped = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier,
+                    snap=True)
+    assert len(plain.candidates) == 2 and len(snapped.candidates) == 3  # both samples chose the same cluster
+    extra = snapped.candidates[2]
+    k = plain.candidates[0].info["nearest_index"]
+    assert extra.info["method"] == "deepstruc+library" and extra.info["motif"] == "icosahedral"
+    np.testing.assert_array_equal(extra.positions, library[k].positions)
+    assert "method" not in library[k].info or library[k].info["method"] != "deepstruc+library"  # a copy
+    best = snapped.ranked_structure(0)
+    assert best.info["method"] == "deepstruc+library" and best.info["rwp"] < 0.02 < float(plain.refinement.rwp.min())
+    with pytest.raises(ValueError, match="needs a motif classifier"):
+        solve(target, decoding(rattled), k=2, element="Pt", snap=True)

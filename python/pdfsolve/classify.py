@@ -61,6 +61,7 @@ class MotifClassifier:
             raise ValueError("the classifier's library is empty")
         if not max_distance > 0:
             raise ValueError(f"max_distance must be > 0, got {max_distance}")
+        self.library = library
         self.motifs = [str(a.info.get("motif", UNKNOWN)) for a in library]
         self.constructions = [str(a.info.get("construction", "")) for a in library]
         self.fingerprints = np.stack([fingerprint(a.positions) for a in library])
@@ -74,12 +75,23 @@ class MotifClassifier:
         return k, float(distance[k])
 
     def label(self, clusters) -> list[str]:
-        """Motif of each cluster (``ase.Atoms``), also stored in its ``info`` with ``motif_distance`` and
-        ``nearest`` (the library cluster's construction); "unknown" beyond ``max_distance``."""
+        """Motif of each cluster (``ase.Atoms``), also stored in its ``info`` with ``motif_distance``, ``nearest``
+        (the library cluster's construction) and ``nearest_index``; "unknown" beyond ``max_distance``."""
         out = []
         for atoms in clusters:
             k, distance = self.nearest(atoms.positions)
             motif = self.motifs[k] if distance <= self.max_distance else UNKNOWN
-            atoms.info.update(motif=motif, motif_distance=distance, nearest=self.constructions[k])
+            atoms.info.update(motif=motif, motif_distance=distance, nearest=self.constructions[k], nearest_index=k)
             out.append(motif)
         return out
+
+    def nearest_clusters(self, clusters) -> list:
+        """Copies of the distinct library clusters nearest to ``clusters`` (labelled by :meth:`label` first), in
+        order of first appearance, each with ``info["motif_distance"]`` of the cluster that chose it."""
+        chosen = {}
+        for atoms in clusters:
+            k = atoms.info["nearest_index"]
+            if k not in chosen:
+                chosen[k] = self.library[k].copy()
+                chosen[k].info["motif_distance"] = atoms.info["motif_distance"]
+        return list(chosen.values())

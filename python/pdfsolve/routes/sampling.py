@@ -6,6 +6,9 @@
    with the data after the best scale; the ``n_refine`` lowest Rwp go on (:func:`screen`).
 3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
    expansion, U_iso) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
+4. Optionally (``snap``), the library clusters nearest to the screened ones join the refinement and ranking, marked
+   ``method = ROUTE+library``: the model proposes, the library supplies exact geometries of what it proposed (a
+   hybrid of the route and cluster mining, refining tens of library clusters instead of thousands).
 
 Each stage's wall time is kept in the result's ``seconds`` ("sample" for the route's own proposal step).
 """
@@ -82,15 +85,19 @@ class Clock:
 
 
 def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
-                    classifier: MotifClassifier | None = None, chunk_size: int = 512) -> RankedCandidates:
-    """Steps 1-3 of the module doc: ``propose()`` returns the route's decoded clusters (already free of atoms
-    closer than MIN_DISTANCE, see :func:`physical`); they are screened to ``n_refine``, labelled, refined, ranked.
+                    classifier: MotifClassifier | None = None, snap: bool = False,
+                    chunk_size: int = 512) -> RankedCandidates:
+    """Steps 1-4 of the module doc: ``propose()`` returns the route's decoded clusters (already free of atoms
+    closer than MIN_DISTANCE, see :func:`physical`); they are screened to ``n_refine``, labelled, refined, ranked,
+    with their nearest library clusters when ``snap``.
 
     Raises:
-        ValueError: ``n_refine`` < 1, or no cluster was proposed.
+        ValueError: ``n_refine`` < 1, no cluster was proposed, or ``snap`` without a classifier.
     """
     if n_refine < 1:
         raise ValueError(f"n_refine must be >= 1, got {n_refine}")
+    if snap and classifier is None:
+        raise ValueError("snapping to the library needs a motif classifier")
     clock = Clock()
     proposed = clock("sample", propose)
     if not proposed:
@@ -99,4 +106,9 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
     kept = clock("screen", screen, proposed, target, n_refine)
     if classifier is not None:
         clock("classify", classifier.label, kept)
+    if snap:
+        library = classifier.nearest_clusters(kept)
+        for atoms in library:
+            atoms.info["method"] = f"{method}+library"
+        kept = kept + library
     return rank_candidates(target, kept, method, chunk_size=chunk_size, seconds=clock.seconds)
