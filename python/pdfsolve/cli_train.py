@@ -8,6 +8,7 @@ the command-line options. Everything lands in ``RUN_DIR/config.json``; ``--resum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _new_config(args: argparse.Namespace, overrides: dict):
     """The config of a new run: defaults, the overrides, the data's hash and the versions."""
-    from .models import model_params
+    from .models import MODELS, model_params
     from .training import TrainConfig, data_hash
     from .training.config import versions
     from .training.data import max_atoms
@@ -87,7 +88,8 @@ def _new_config(args: argparse.Namespace, overrides: dict):
         if (str(Path(given).resolve()) if key == "data" else given) != value:
             raise ValueError(f"the config file's {key} ({given}) does not match this run's ({value})")
     params = dict(overrides.pop("model_params", {}))
-    params.setdefault("n_max", max_atoms(data))
+    if "n_max" in {f.name for f in dataclasses.fields(MODELS[args.model][0])}:  # sized to the data
+        params.setdefault("n_max", max_atoms(data))
     params = model_params(args.model, params).to_dict()
     return TrainConfig.from_dict({**overrides, "model": args.model, "model_params": params, "data": str(data),
                                   "data_sha256": digest, "versions": versions()})

@@ -5,10 +5,11 @@ import dataclasses
 
 from torch import nn
 
+from .cbldm import CbLDM, CbLDMParams
 from .deepstruc import DeepStruc, DeepStrucParams
 
 #: name -> (hyper-parameter dataclass, model class taking an instance of it).
-MODELS = {"deepstruc": (DeepStrucParams, DeepStruc)}
+MODELS = {"deepstruc": (DeepStrucParams, DeepStruc), "cbldm": (CbLDMParams, CbLDM)}
 
 
 def model_params(name: str, values: dict | None = None):
@@ -32,4 +33,4 @@ def build_model(name: str, values: dict | None = None) -> nn.Module:
     return MODELS[name][1](params)
 
 
-__all__ = ["MODELS", "DeepStruc", "DeepStrucParams", "build_model", "model_params"]
+__all__ = ["MODELS", "CbLDM", "CbLDMParams", "DeepStruc", "DeepStrucParams", "build_model", "model_params"]

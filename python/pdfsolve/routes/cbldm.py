@@ -1,0 +1,51 @@
+"""CbLDM route (Cao, Zhang, Wang et al. 2025): affinities sampled by latent diffusion, turned into coordinates,
+refined and ranked by Rwp.
+
+``k`` affinities W are sampled for the PDF in one batch (:meth:`pdfsolve.models.CbLDM.sample`: the conditional
+prior's latent, the accelerated start and ``steps`` sampler steps); the atoms are counted from W's diagonal test and
+their coordinates fitted to W by the batched L-BFGS-B of :func:`pdfsolve.reconstruct.laplacian_to_coordinates`
+(MDS start). Then the loop shared by every generative route (:mod:`pdfsolve.routes.sampling`).
+"""
+from __future__ import annotations
+
+import ase
+import torch
+
+from ..classify import UNKNOWN, MotifClassifier
+from ..models import CbLDM
+from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates
+from ..structures.radii import METALS
+from ..target import Target
+from .ranking import RankedCandidates
+from .sampling import physical, screen_and_rank
+
+
+def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au",
+            eta: float = 1.0) -> list[ase.Atoms]:
+    """Clusters of ``element`` recovered from ``k`` sampled affinities: two or more atoms, none closer than
+    MIN_DISTANCE; each carries ``info``: motif "unknown", method "cbldm", its sample index and the fit's misfit."""
+    w = model.sample(target.r, target.g[None], k, steps=steps, eta=eta).double().cpu()
+    _, mask = affinity_from_matrix(w, "affinity", model.params.sigma)
+    fit = laplacian_to_coordinates(w, "affinity", model.params.sigma, mask=mask)
+    first = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real atoms first, in their order
+    pos, n_atoms = fit.x.gather(1, first[..., None].expand(-1, -1, 3)), mask.sum(1)
+    out = []
+    for s in physical(pos, n_atoms).tolist():
+        atoms = ase.Atoms([element] * int(n_atoms[s]), positions=pos[s, :int(n_atoms[s])].numpy())
+        atoms.info.update(motif=UNKNOWN, method="cbldm", sample=s, misfit=float(fit.loss[s]))
+        out.append(atoms)
+    return out
+
+
+def solve(target: Target, model: CbLDM, *, k: int = 100, steps: int = 20, n_refine: int = 50,
+          element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
+          chunk_size: int = 512) -> RankedCandidates:
+    """Candidates of ``target`` from ``k`` CbLDM samples, screened, labelled, refined and ranked (module doc).
+
+    Raises:
+        ValueError: an unknown metal, ``n_refine`` < 1, or no recovered cluster free of close atoms.
+    """
+    if element not in METALS:
+        raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
+    return screen_and_rank(target, lambda: propose(model, target, k, steps, element), "cbldm", n_refine=n_refine,
+                           classifier=classifier, snap=snap, chunk_size=chunk_size)
