@@ -36,6 +36,7 @@ def test_mining_the_own_library_scores_perfectly(data_dir):
     assert total["median_rwp"] < 0.05 and total["median_mae"] < 0.05 and total["seconds_per_pdf"] > 0
     assert total["failed"] == 0
     assert sum(m["n"] for m in scores["per_motif"].values()) == 3
+    assert list(scores["per_size"]) == ["5-80"] and scores["per_size"]["5-80"]["n"] == 3  # 10-14 atoms
     assert {"motif", "best_motif", "n_atoms", "best_n_atoms", "rwp", "mae", "seconds"} <= set(scores["results"][0])
     with pytest.raises(ValueError, match="holds no PDFs"):
         evaluate_split(data_dir, solve, split="train")
@@ -59,3 +60,10 @@ def test_evaluate_command_prints_and_writes_the_scores(data_dir, tmp_path, capsy
     status, _, err = run_cli(["evaluate", "--data", data_dir, "--method", "deepstruc", "--weights",
                               tmp_path / "missing.pt"], capsys)
     assert status == 2 and "no model weights" in err
+
+
+def test_size_bins_follow_the_cbldm_table():
+    from pdfsolve.evaluate import size_bin
+
+    assert [size_bin(n) for n in (5, 6, 80, 81, 170, 171, 256, 257, 4)] == [
+        "5-80", "5-80", "5-80", "80-170", "80-170", "170-256", "170-256", "other", "other"]

@@ -129,6 +129,18 @@ def evaluate_mining(library, n_targets: int = 40, seed: int = 0, rattle: float =
     }
 
 
+#: Atom-count bins of the per-size scores (CbLDM's table): (lo, hi] pairs, the first from lo = 5 inclusive.
+SIZE_BINS = ((5, 80), (80, 170), (170, 256))
+
+
+def size_bin(n_atoms: int) -> str:
+    """The label "lo-hi" of the :data:`SIZE_BINS` bin holding ``n_atoms`` ("other" outside them all)."""
+    for lo, hi in SIZE_BINS:
+        if lo < n_atoms <= hi or n_atoms == lo == SIZE_BINS[0][0]:
+            return f"{lo}-{hi}"
+    return "other"
+
+
 def _median(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None
@@ -154,7 +166,8 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
         split: "train", "validation" or "test". n_targets: PDFs drawn (seeded, without replacement); None: all.
         progress: print one line per PDF.
 
-    Returns ``{"total": summarise(rows), "per_motif": {motif: summarise(...)}, "results": rows}``; a row holds the
+    Returns ``{"total": summarise(rows), "per_motif": {motif: summarise(...)}, "per_size": {bin: summarise(...)}
+    (:func:`size_bin`), "results": rows}``; a row holds the
     true motif and N, the best candidate's motif, N and Rwp, its aligned MAE [Angstrom] when N is exact (else None),
     the seconds taken and ``error``: the message when the solver raised ValueError (a miss; no Rwp or MAE).
     """
@@ -201,5 +214,7 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
                        + (f", MAE {row['mae']:.3f} Angstrom" if row["mae"] is not None else ""))
             print(f"[{k + 1}/{len(picks)}] {row['motif']} N={n_atoms}: {outcome} ({row['seconds']:.1f} s)", flush=True)
     motifs = sorted({r["motif"] for r in rows})
+    bins = sorted({size_bin(r["n_atoms"]) for r in rows}, key=lambda b: int(b.split("-")[0]) if b != "other" else 1e9)
     return {"total": summarise(rows), "per_motif": {m: summarise([r for r in rows if r["motif"] == m]) for m in motifs},
+            "per_size": {b: summarise([r for r in rows if size_bin(r["n_atoms"]) == b]) for b in bins},
             "results": rows}
