@@ -35,6 +35,15 @@ def test_same_cluster_up_to_element_and_scale_never_crosses_splits():
     np.testing.assert_array_equal(splits, assign_splits(keys[::-1], (0.5, 0.25, 0.25), seed=3)[::-1])
 
 
+def test_library_copies_of_one_geometry_for_two_metals_share_a_group():
+    from pdfsolve.structures import build_library
+
+    au, pt = (build_library([el], min_atoms=13, max_atoms=13) for el in ("Au", "Pt"))
+    assert len(au) == len(pt) > 0
+    for a, b in zip(au, pt):  # same construction, another bond length
+        assert a.info["bond_length"] != b.info["bond_length"] and group_key(a) == group_key(b)
+
+
 def test_unlabelled_copies_group_by_shape():
     a = Icosahedron("Au", 2)
     b = Icosahedron("Pt", 2, latticeconstant=3.9)

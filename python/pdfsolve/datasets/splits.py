@@ -13,7 +13,7 @@ import numpy as np
 SPLITS = ("train", "validation", "test")
 #: Labels that do not change a cluster's shape (the group ignores them).
 _SHAPE_FREE = ("element", "elements", "symbols", "scale", "lattice_scale", "latticeconstant", "lattice_constant",
-               "nn_distance", "source", "frame", "nframes", "name", "composition")
+               "nn_distance", "bond_length", "source", "frame", "nframes", "name", "composition")
 
 
 def _strip(value):
