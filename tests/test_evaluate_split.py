@@ -37,6 +37,7 @@ def test_mining_the_own_library_scores_perfectly(data_dir):
     assert total["failed"] == 0
     assert sum(m["n"] for m in scores["per_motif"].values()) == 3
     assert list(scores["per_size"]) == ["5-80"] and scores["per_size"]["5-80"]["n"] == 3  # 10-14 atoms
+    assert list(scores["per_geometry"]) == ["unseen"]  # no train split here
     assert {"motif", "best_motif", "n_atoms", "best_n_atoms", "rwp", "mae", "seconds"} <= set(scores["results"][0])
     with pytest.raises(ValueError, match="holds no PDFs"):
         evaluate_split(data_dir, solve, split="train")
@@ -67,3 +68,15 @@ def test_size_bins_follow_the_cbldm_table():
 
     assert [size_bin(n) for n in (5, 6, 80, 81, 170, 171, 256, 257, 4)] == [
         "5-80", "5-80", "5-80", "80-170", "80-170", "170-256", "170-256", "other", "other"]
+
+
+def test_rows_say_whether_their_geometry_was_trained_on(tmp_path):
+    data = au_dataset(tmp_path / "data", 10, 14, (0.5, 0.0, 0.5))
+
+    def solve(target, element):
+        return mine(target, cached_library([element], 10, 14))
+
+    on_test = evaluate_split(data, solve, split="test")
+    on_train = evaluate_split(data, solve, split="train")
+    assert list(on_test["per_geometry"]) == ["unseen"] and list(on_train["per_geometry"]) == ["seen"]
+    assert on_train["per_geometry"]["seen"]["n"] == on_train["total"]["n"] > 0

@@ -167,9 +167,11 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
         progress: print one line per PDF.
 
     Returns ``{"total": summarise(rows), "per_motif": {motif: summarise(...)}, "per_size": {bin: summarise(...)}
-    (:func:`size_bin`), "results": rows}``; a row holds the
+    (:func:`size_bin`), "per_geometry": {"seen": ..., "unseen": ...}, "results": rows}``; a row holds the
     true motif and N, the best candidate's motif, N and Rwp, its aligned MAE [Angstrom] when N is exact (else None),
-    the seconds taken and ``error``: the message when the solver raised ValueError (a miss; no Rwp or MAE).
+    the seconds taken, ``error``: the message when the solver raised ValueError (a miss; no Rwp or MAE), and
+    ``seen_geometry``: whether a copy of its geometry (another metal or lattice scale) is in the train split
+    (:func:`pdfsolve.datasets.splits.label_key`; datasets built before splits grouped such copies have them).
     """
     import json
 
@@ -177,6 +179,7 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
 
     from .datasets import read_split
     from .datasets.parameters import DRAWN
+    from .datasets.splits import label_key
     from .metrics import aligned_mae
 
     data = read_split(data_dir, split)
@@ -187,6 +190,8 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
         raise ValueError(f"n_targets must be >= 1, got {n_targets}")
     picks = np.random.default_rng(seed).choice(n, size=min(n_targets or n, n), replace=False)
     q = [DRAWN.index(name) for name in ("qmin", "qmax", "qdamp")]
+    trained = read_split(data_dir, "train") if split != "train" else data
+    seen = {label_key(json.loads(label)) for label in (trained["labels"] if trained else [])}
     rows = []
     for k, i in enumerate(picks):
         info = json.loads(data["labels"][i])
@@ -196,7 +201,7 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
         n_atoms = int(data["n_atoms"][i])
         row = {"index": int(data["index"][i]), "motif": info.get("motif", ""), "n_atoms": n_atoms,
                "construction": info.get("construction"), "best_motif": None, "best_n_atoms": None, "rwp": None,
-               "mae": None, "error": None}
+               "mae": None, "error": None, "seen_geometry": label_key(info) in seen}
         start = time.perf_counter()
         try:
             best = solve(target, element).ranked_structure(0)
@@ -217,4 +222,6 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
     bins = sorted({size_bin(r["n_atoms"]) for r in rows}, key=lambda b: int(b.split("-")[0]) if b != "other" else 1e9)
     return {"total": summarise(rows), "per_motif": {m: summarise([r for r in rows if r["motif"] == m]) for m in motifs},
             "per_size": {b: summarise([r for r in rows if size_bin(r["n_atoms"]) == b]) for b in bins},
+            "per_geometry": {name: summarise(part) for name, flag in (("seen", True), ("unseen", False))
+                             if (part := [r for r in rows if r["seen_geometry"] == flag])},
             "results": rows}

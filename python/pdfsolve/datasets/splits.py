@@ -24,15 +24,22 @@ def _strip(value):
     return value
 
 
+def label_key(info: dict) -> str:
+    """The group key of a cluster's labels (``atoms.info``, or a dataset's stored label): the labels without
+    element and scale ones, as sorted JSON ("{}" for no shape label)."""
+    return json.dumps(_strip({k: v for k, v in info.items() if isinstance(v, (str, int, float, list, tuple, dict))}),
+                      sort_keys=True, default=str)
+
+
 def group_key(atoms) -> str:
     """A string that equals for clusters of the same construction up to element and lattice scale.
 
-    Built from ``atoms.info`` without element and scale labels; clusters without labels are keyed by
-    their atom count and sorted, scale-free distances (rounded), so copies still group.
+    Built from ``atoms.info`` without element and scale labels (:func:`label_key`); clusters without labels are
+    keyed by their atom count and sorted, scale-free distances (rounded), so copies still group.
     """
-    info = _strip({k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, list, tuple, dict))})
-    if info:
-        return json.dumps(info, sort_keys=True, default=str)
+    key = label_key(atoms.info)
+    if key != "{}":
+        return key
     pos = atoms.get_positions()
     d = np.sort(np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(pos), 1)])
     shape = np.round(d / d[0], 3).tolist() if len(d) else []
