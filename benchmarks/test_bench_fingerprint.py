@@ -33,11 +33,16 @@ N_ATOMS, N_STARTS, N_HOPS = 13, 8, 3
 PARAMS = ACSFParameters.published()
 
 
-@pytest.fixture(scope="module")
-def problems():
+def motif_problems():
+    """(positions (16, 13, 3) [Angstrom], their pooled fingerprints (16, P)) of every motif of every element."""
     clusters = [MOTIFS[m](el) for el in ELEMENTS for m in MOTIFS]  # motif-major within each element
     pos = torch.tensor(np.stack([c.positions for c in clusters]))
     return pos, pooled_acsf(pos)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return motif_problems()
 
 
 def _solved(x, pos):

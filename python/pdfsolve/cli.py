@@ -1,5 +1,5 @@
-"""The ``pdfsolve`` command line: ``solve``, ``simulate``, ``info``, ``example``, ``dataset``, ``train``, ``evaluate``,
-``interpolate`` and ``latent-map``.
+"""The ``pdfsolve`` command line: ``solve``, ``screen``, ``watch``, ``simulate``, ``info``, ``example``, ``dataset``,
+``train``, ``evaluate``, ``interpolate`` and ``latent-map``.
 
 Bad input (missing or malformed files, invalid parameters) prints ``pdfsolve: error: <message>`` to stderr
 and exits with status 2.
@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, cli_dataset, cli_evaluate, cli_latent, cli_methods, cli_train
+from . import __version__, cli_dataset, cli_evaluate, cli_latent, cli_methods, cli_screen, cli_train
 from .engine import PDFParameters, simulate_pdf
 from .engine.debye import MODES
 from .engine.parameters import RADIATIONS
 from .io import PDFFileError, StructureFileError, read_pdf, read_structures, write_pdf
 from .plotting import save_pdf_plot
+from .solve_file import TARGET_OPTIONS, check_options, solve_file
 
 #: Unit and meaning of each numeric PDF parameter, for --help.
 PARAMETER_HELP = {
@@ -75,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--no-solve", dest="solve", action="store_false",
                          help="skip solving the bundled measured PDF (cluster mining, about 30 s the first time)")
 
+    solve_options = _solve_options()
     solve = sub.add_parser("solve", help="find the structure behind measured PDFs (cluster mining, DeepStruc)",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           parents=[solve_options], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                            description="Refine every cluster of a motif library (fcc, bcc, sc, hcp, stacking-faulted, "
                                        "icosahedral, decahedral, octahedral) against each measured PDF - scale, "
                                        "expansion and U_iso - and rank the fits by Rwp. The library is built once per "
@@ -85,20 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("inputs", nargs="+", metavar="INPUT.gr", help="measured PDF file(s) G(r)")
     solve.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                        help="output directory; results of each input go to OUTDIR/<input stem>/")
-    solve.add_argument("--top", type=int, default=5, help="number of best candidates written as rank_XX.xyz")
-    for name in ("qmin", "qmax", "qdamp"):
-        unit, meaning = PARAMETER_HELP[name]
-        solve.add_argument(f"--{name}", type=float, metavar="X",
-                           help=f"{meaning} [{unit}] when the file's header does not record it")
-    solve.add_argument("--rmin", type=float, metavar="X", help="start of the fitted range [Angstrom] (default 1.5)")
-    solve.add_argument("--rmax", type=float, metavar="X",
-                       help="end of the fitted range [Angstrom] (default 30, or the data's end)")
-    cli_methods.add_arguments(solve)
+    cli_screen.add_parsers(sub, solve_options)
     cli_dataset.add_parser(sub)
     cli_train.add_parser(sub)
     cli_evaluate.add_parser(sub)
     cli_latent.add_parsers(sub)
     return parser
+
+
+def _solve_options() -> argparse.ArgumentParser:
+    """The options of every solve command (``solve``, ``screen``, ``watch``), as a parent parser: --top, the target's
+    Q range and fitted r range, and the method's (:func:`pdfsolve.cli_methods.add_arguments`)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--top", type=int, default=5, help="number of best candidates written as rank_XX.xyz")
+    for name in ("qmin", "qmax", "qdamp"):
+        unit, meaning = PARAMETER_HELP[name]
+        options.add_argument(f"--{name}", type=float, metavar="X",
+                             help=f"{meaning} [{unit}] when the file's header does not record it")
+    options.add_argument("--rmin", type=float, metavar="X", help="start of the fitted range [Angstrom] (default 1.5)")
+    options.add_argument("--rmax", type=float, metavar="X",
+                         help="end of the fitted range [Angstrom] (default 30, or the data's end)")
+    cli_methods.add_arguments(options)
+    return options
 
 
 def _add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,7 +235,8 @@ def _cmd_example(args: argparse.Namespace) -> None:
     print(f"wrote {len(structures)} PDF files and a plot to {out}")
     if args.solve:
         print("pdfsolve example: solving the bundled measured PDF of 1.8 nm Pt nanocrystals (JQ_S1.gr)")
-        settings = argparse.Namespace(method="mine", element=None, min_atoms=5, max_atoms=200, top=3)
+        settings = argparse.Namespace(method="mine", element=None, min_atoms=5, max_atoms=200, top=3,
+                                      **dict.fromkeys(TARGET_OPTIONS))
         with resources.as_file(examples.joinpath("JQ_S1.gr")) as path:
             _solve_file(path, out, settings, cli_methods.solver(settings))
 
@@ -240,29 +251,21 @@ def _print_summary(summary: dict, out: Path) -> None:
               f"{float(row['uiso']):8.4g}")
 
 
-def _solve_file(path, out_root: Path, args: argparse.Namespace, solve, **target_args) -> None:
+def _solve_file(path, out_root: Path, args: argparse.Namespace, solve) -> None:
     """One PDF file: ``solve(target, elements)``, results to ``out_root/<stem>/`` and a table on stdout."""
-    from .routes import write_outputs
-    from .target import Target
-
-    target = Target.from_file(path, **target_args)
-    elements = cli_methods.default_elements(args, read_pdf(path).composition)
-    print(f"{path}: Qmin {target.params.qmin:g}, Qmax {target.params.qmax:g} 1/Angstrom, fit "
-          f"{target.rmin:g}-{target.rmax:g} Angstrom; {cli_methods.describe(args, elements)}")
     out = out_root / Path(path).stem
-    _print_summary(write_outputs(solve(target, elements), out, top=args.top), out)
+    _print_summary(solve_file(path, out, args, solve), out)
 
 
 def _cmd_solve(args: argparse.Namespace) -> None:
-    if args.top < 1:
-        raise ValueError(f"--top must be >= 1, got {args.top}")
+    check_options(args)
     solve = cli_methods.solver(args)
     for path in args.inputs:
-        _solve_file(path, Path(args.out), args, solve, qmin=args.qmin, qmax=args.qmax, qdamp=args.qdamp,
-                    rmin=args.rmin, rmax=args.rmax)
+        _solve_file(path, Path(args.out), args, solve)
 
 
 COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "example": _cmd_example, "solve": _cmd_solve,
+            "screen": cli_screen.run_screen, "watch": cli_screen.run_watch,
             "dataset": cli_dataset.run, "train": cli_train.run, "evaluate": cli_evaluate.run,
             "interpolate": cli_latent.run_interpolate, "latent-map": cli_latent.run_latent_map}
 
