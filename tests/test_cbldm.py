@@ -74,12 +74,17 @@ def test_vae_stage_trains_the_vaes_and_the_diffusion_stage_only_the_denoiser(bat
         assert (p.grad is not None) == name.startswith(denoising), name
 
 
-def test_w_term_is_the_squared_error_over_n_squared(batch):
+def test_w_term_weighs_the_real_block_and_the_padding_equally(batch):
     m = model().eval()
     blocks = affinity_blocks(batch.pos, batch.mask, 16, m.params.sigma)
     mu, _ = m.encode(blocks)
-    expected = ((m.decode(mu) - blocks) ** 2).flatten(1).sum(1) / batch.n_atoms.double() ** 2
-    torch.testing.assert_close(m.loss(batch, 0.0)["w"], expected.mean())
+    sq = ((from_blocks(m.decode(mu)) - from_blocks(blocks)) ** 2).detach().numpy()
+    expected = []
+    for b, n in enumerate(batch.n_atoms.tolist()):  # the real atoms come first in the canonical order
+        real = np.zeros((32, 32), dtype=bool)
+        real[:n, :n] = True
+        expected.append(sq[b][real].mean() + sq[b][~real].mean())
+    assert m.loss(batch, 0.0)["w"].item() == pytest.approx(np.mean(expected), rel=1e-12)
 
 
 def test_sampling_is_batched_symmetric_and_checks_its_input(batch):

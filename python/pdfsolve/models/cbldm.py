@@ -29,6 +29,7 @@ from ..geometry.laplacian import CBLDM_SIGMA, from_blocks, graph_laplacian, pad_
 from .diffusion import T_STEPS, accelerated_start, cosine_alpha_bar, noised, sample, step_sequence
 from .inputs import model_grid, resample_pdf
 from .latent_unet import LatentUNet
+from .losses import first_atoms_mask
 from .layers import PDFEncoder, gaussian_kl, gaussian_parameters, mlp, reparameterise
 
 STAGES = ("vae", "diffusion")
@@ -56,7 +57,7 @@ class CbLDMParams:
 
     block: int = 128
     sigma: float = CBLDM_SIGMA
-    vae_channels: tuple = (8, 16, 32, 32)
+    vae_channels: tuple = (8, 16, 32)
     latent_channels: int = 4
     pdf_rmin: float = 1.5
     pdf_rmax: float = 30.0
@@ -183,8 +184,9 @@ class CbLDM(nn.Module):
         return self.structure_decoder(z.reshape(len(z), p.latent_channels, p.latent_side, p.latent_side))
 
     def loss(self, batch, beta: float) -> dict:
-        """Batch means of the stage's terms. "vae": ``w`` (squared error of W over the real N x N entries, summed
-        and divided by N^2, plus the padding's) + beta ``kl`` (KL(q(z | W) || p(z | c))) + pdf_weight (``pdf``,
+        """Batch means of the stage's terms. "vae": ``w`` (mean squared error of W over the real N x N entries plus
+        that over the padding, so that neither outweighs the other at any N) + beta ``kl`` (KL(q(z | W) || p(z | c)))
+        + pdf_weight (``pdf``,
         mean squared error of the resampled G, + beta ``kl_c``, KL(N(mu_c, sigma_c^2) || N(0, 1))).
         "diffusion": ``eps``, the mean squared error of the predicted noise at uniform random steps."""
         p = self.params
@@ -198,8 +200,10 @@ class CbLDM(nn.Module):
         mu_q, logvar_q = self.encode(blocks)
         mu_p, logvar_p = self.prior(c)
         z = reparameterise(mu_q, logvar_q) if self.training else mu_q
-        n = batch.n_atoms.to(blocks.device, self.dtype)
-        w = ((self.decode(z) - blocks) ** 2).flatten(1).sum(1) / n**2
+        sq = from_blocks((self.decode(z) - blocks) ** 2)
+        real = first_atoms_mask(batch.n_atoms.to(sq.device), p.n_max)
+        real = (real[:, :, None] & real[:, None, :]).to(sq.dtype)
+        w = (sq * real).sum((1, 2)) / real.sum((1, 2)) + (sq * (1 - real)).sum((1, 2)) / (1 - real).sum((1, 2))
         zeros = torch.zeros_like(mu_c)
         out = {"w": w.mean(), "kl": gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean(),
                "pdf": ((self.pdf_decoder(c) - x) ** 2).mean(), "kl_c": gaussian_kl(mu_c, logvar_c, zeros, zeros).mean()}
