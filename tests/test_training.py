@@ -195,3 +195,23 @@ def test_a_run_can_start_from_the_weights_of_another(tmp_path, data_dir, capsys)
     status, _, err = run_cli(["train", "deepstruc", "--data", data_dir, "--out", tmp_path / "r5", "--init",
                               tmp_path / "missing.pt"], capsys)
     assert status == 2 and "--init: no weights" in err
+
+
+def test_a_non_finite_loss_stops_the_run_with_a_clear_error(tmp_path, data_dir, monkeypatch):
+    from pdfsolve.models import DeepStruc
+
+    real_loss = DeepStruc.loss
+    steps = []
+
+    def nan_in_second_epoch(self, batch, beta):
+        out = real_loss(self, batch, beta)
+        steps.append(self.training)
+        if sum(steps) == 5:  # 4 training batches per epoch: the second epoch's first
+            out["kl"] = out["kl"] * float("nan")
+            out["loss"] = out["loss"] + out["kl"]
+        return out
+
+    monkeypatch.setattr(DeepStruc, "loss", nan_in_second_epoch)
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 1 \(terms: kl, loss\)"):
+        train(tiny_config(data_dir), tmp_path / "run", progress=False)
+    assert load(tmp_path / "run" / CHECKPOINT_NAME)["state"]["epoch"] == 1  # the first epoch is kept

@@ -275,7 +275,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (PDFFileError, StructureFileError, ValueError, OSError) as exc:
+    except (PDFFileError, StructureFileError, ValueError, FloatingPointError, OSError) as exc:
         message = " ".join(str(exc).split())
         print(f"pdfsolve: error: {message}", file=sys.stderr)
         return 2

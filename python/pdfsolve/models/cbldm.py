@@ -203,7 +203,8 @@ class CbLDM(nn.Module):
         sq = from_blocks((self.decode(z) - blocks) ** 2)
         real = first_atoms_mask(batch.n_atoms.to(sq.device), p.n_max)
         real = (real[:, :, None] & real[:, None, :]).to(sq.dtype)
-        w = (sq * real).sum((1, 2)) / real.sum((1, 2)) + (sq * (1 - real)).sum((1, 2)) / (1 - real).sum((1, 2))
+        pad = 1 - real  # empty for a cluster of n_max atoms
+        w = (sq * real).sum((1, 2)) / real.sum((1, 2)) + (sq * pad).sum((1, 2)) / pad.sum((1, 2)).clamp(min=1)
         zeros = torch.zeros_like(mu_c)
         out = {"w": w.mean(), "kl": gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean(),
                "pdf": ((self.pdf_decoder(c) - x) ** 2).mean(), "kl_c": gaussian_kl(mu_c, logvar_c, zeros, zeros).mean()}

@@ -177,8 +177,15 @@ class _Run:
                     self.run_dir / CHECKPOINT_NAME)
 
     def step(self, batch, beta: float) -> dict:
-        """One optimiser step on ``batch``; returns the loss entries."""
+        """One optimiser step on ``batch``; returns the loss entries.
+
+        Raises FloatingPointError, before the step, when the loss is not finite (the state of the last epoch stays
+        in the checkpoint)."""
         out = self.model.loss(batch, beta)
+        if not bool(torch.isfinite(out["loss"])):
+            bad = ", ".join(k for k, v in out.items() if not bool(torch.isfinite(v)))
+            raise FloatingPointError(f"non-finite loss in epoch {self.state.epoch + 1}, step {self.state.step + 1} "
+                                     f"(terms: {bad}); the run can be resumed from its last checkpoint")
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if self.config.optimizer.grad_clip > 0:
