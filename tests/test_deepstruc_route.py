@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import run_cli
 
+import pdfsolve.models.weights
 from pdfsolve import PDFParameters, simulate_pdf
 from pdfsolve.io import write_pdf
 from pdfsolve.models import DeepStruc, DeepStrucParams
@@ -116,6 +117,10 @@ def test_solve_command_with_deepstruc_weights(ico13, target, tmp_path, capsys, m
     summary = json.loads((tmp_path / "out" / "pt13" / "summary.json").read_text())
     assert summary["method"] == "deepstruc" and summary["n_candidates"] == 2
     assert summary["top"][0]["motif"] == "icosahedral" and "icosahedral" in out  # labelled against the library
+    # 'all' also runs the distance and fingerprint models whose weights are shipped; this checks mining + DeepStruc
+    shipped = pdfsolve.models.weights.shipped_weights
+    monkeypatch.setattr(pdfsolve.models.weights, "shipped_weights",
+                        lambda name: None if name in ("cvae", "dae", "fingerprint") else shipped(name))
     status, out, err = run_cli([*argv, "--weights", weights, "--method", "all", "-o", tmp_path / "all"], capsys)
     assert status == 0, err
     summary = json.loads((tmp_path / "all" / "pt13" / "summary.json").read_text())

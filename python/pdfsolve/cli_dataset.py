@@ -36,9 +36,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "OUT/manifest.json and OUT/{train,validation,test}/shard_XXXXX.h5. An interrupted build "
                     "resumes when the same command is run again.")
     build.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
-    build.add_argument("--preset", choices=("deepstruc", "cbldm"),
-                       help="the published library: deepstruc (28 metals, 5-200 atoms) or cbldm (28 metals, "
-                            "5-256 atoms); --element, --min-atoms and --max-atoms then select a part of it")
+    build.add_argument("--preset", choices=("deepstruc", "cbldm", "anker2020"),
+                       help="the published library: deepstruc (28 metals, 5-200 atoms), cbldm (28 metals, "
+                            "5-256 atoms) or anker2020 (fcc cuts of 2-8 layers under 100 atoms, 30 metals, 10 "
+                            "lattice scales 0.99-1.01, split cluster by cluster); --element, --min-atoms and "
+                            "--max-atoms then select a part of it")
     build.add_argument("--element", nargs="+", action="extend", metavar="EL",
                        help="metal(s) of the library (repeatable); default: every metal (with --preset: the "
                             "preset's 28)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-METHODS = ("mine", "deepstruc", "all")
+#: Routes that sample a trained model (their weights: --weights, else the shipped ones).
+GENERATIVE = ("deepstruc", "cvae", "dae", "cbldm")
+METHODS = ("mine", *GENERATIVE, "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,20 +16,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--method", choices=METHODS, default="mine",
                        help="'mine': refine a cluster library; 'deepstruc': refine clusters sampled from a trained "
                             "DeepStruc model (--weights), each labelled with the motif of the nearest cluster of the "
-                            "library or 'unknown'; 'all': every method, one ranking")
+                            "library or 'unknown'; 'cvae' / 'dae': the distance route (Anker, Kjaer et al. 2020), "
+                            "distances decoded from the CVAE's prior (or the DAE's prior mean) and trilaterated, "
+                            "then labelled, refined and ranked like DeepStruc's; 'cbldm': affinities sampled by latent "
+                            "diffusion (Cao et al. 2025), turned into coordinates, refined and ranked; 'all': every method whose weights are available (mining, DeepStruc, and the "
+                            "distance and CbLDM models whose weights are shipped), one ranking")
     group.add_argument("--element", action="append", metavar="EL",
                        help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
                             "else every metal (mine) or Au (deepstruc, which uses the first); 'evaluate' uses each cluster's own")
     group.add_argument("--min-atoms", type=int, default=5, help="smallest library cluster")
     group.add_argument("--max-atoms", type=int, default=200, help="largest library cluster")
     group.add_argument("--weights", metavar="FILE",
-                       help="DeepStruc weights: best.pt of 'pdfsolve train deepstruc' (default: the shipped ones)")
+                       help="weights of the --method's model: best.pt of 'pdfsolve train deepstruc|cvae|dae' "
+                            "(default: the shipped ones)")
     group.add_argument("--samples", type=int, default=1000,
                        help="DeepStruc: clusters sampled from the prior, split evenly over the widening factors")
     group.add_argument("--widen", type=float, nargs="+", default=[3.0, 5.0, 7.0], metavar="F",
                        help="DeepStruc: factors widening the prior's sigma")
     group.add_argument("--refine", type=int, default=50, metavar="N",
                        help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
+    group.add_argument("--steps", type=int, default=20,
+                       help="CbLDM: sampler steps from the accelerated start (0: decode the prior's latent)")
+    group.add_argument("--snap", action="store_true",
+                       help="DeepStruc: also refine the library cluster nearest to each refined sample (a hybrid "
+                            "with mining; those candidates' method reads 'deepstruc+library')")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -40,8 +52,8 @@ def check(args: argparse.Namespace) -> None:
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
     if args.method != "mine":
-        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0:
-            raise ValueError("--samples and --refine must be >= 1 and --widen factors > 0")
+        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0:
+            raise ValueError("--samples and --refine must be >= 1, --steps >= 0 and --widen factors > 0")
 
 
 def default_elements(args: argparse.Namespace, composition: str | None) -> list[str]:
@@ -49,22 +61,28 @@ def default_elements(args: argparse.Namespace, composition: str | None) -> list[
     from .routes.mine import elements_from_composition
     from .structures.radii import METALS
 
-    fallback = ["Au"] if args.method == "deepstruc" else list(METALS)
+    fallback = ["Au"] if args.method in GENERATIVE else list(METALS)
     return args.element or elements_from_composition(composition) or fallback
 
 
 def describe(args: argparse.Namespace, elements) -> str:
     """One line naming the method and its settings."""
     library = f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
-    deepstruc = f"DeepStruc, {args.samples} samples at widening {args.widen}, {elements[0]}"
-    return {"mine": library, "deepstruc": deepstruc}.get(args.method, f"{library}; {deepstruc}")
+    if args.method == "mine":
+        return library
+    model = {"deepstruc": "DeepStruc", "cvae": "distance CVAE", "dae": "distance DAE", "cbldm": "CbLDM"}.get(
+        args.method, "DeepStruc")
+    sampled = (f"{model}, {args.samples} samples at widening {args.widen}, {elements[0]}"
+               + (", snapped to the library" if args.snap else ""))
+    return sampled if args.method in GENERATIVE else f"{library}; {sampled}"
 
 
 def solver(args: argparse.Namespace):
     """``solve(target, elements) -> RankedCandidates`` for the options (models are loaded once). 'all' merges the
-    rankings of mining and DeepStruc (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
-    from .models.weights import load_weights
-    from .routes import deepstruc
+    rankings of mining, DeepStruc and the distance and CbLDM models whose weights are shipped
+    (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
+    from .models.weights import load_weights, shipped_weights
+    from .routes import cbldm, cvae, deepstruc
     from .routes.sampling import library_classifier
     from .routes.mine import cached_library, mine
     from .routes.ranking import merge_ranked
@@ -74,15 +92,27 @@ def solver(args: argparse.Namespace):
     def solve_mine(target, elements):
         return mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
 
+    def sampled(name, weights):
+        model, _ = load_weights(weights, name)
+
+        def solve_sampled(target, elements):
+            classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
+            if name == "cbldm":
+                return cbldm.solve(target, model, k=args.samples, steps=args.steps, n_refine=args.refine,
+                                   element=elements[0], classifier=classifier, snap=args.snap)
+            if name == "deepstruc":
+                return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
+                                       element=elements[0], classifier=classifier, snap=args.snap)
+            return cvae.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
+                              element=elements[0], classifier=classifier)
+
+        return solve_sampled
+
     if args.method == "mine":
         return solve_mine
-    model, _ = load_weights(args.weights, "deepstruc")
-
-    def solve_deepstruc(target, elements):
-        classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
-        return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
-                               element=elements[0], classifier=classifier)
-
-    if args.method == "deepstruc":
-        return solve_deepstruc
-    return lambda target, elements: merge_ranked([solve_mine(target, elements), solve_deepstruc(target, elements)])
+    if args.method in GENERATIVE:
+        return sampled(args.method, args.weights)
+    routes = [solve_mine, sampled("deepstruc", args.weights)]
+    optional = ("cvae", "dae", "cbldm")
+    routes += [sampled(name, None) for name in optional if shipped_weights(name) is not None]
+    return lambda target, elements: merge_ranked([route(target, elements) for route in routes])

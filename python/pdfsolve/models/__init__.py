@@ -7,9 +7,11 @@ from torch import nn
 
 from .cbldm import CbLDM, CbLDMParams
 from .deepstruc import DeepStruc, DeepStrucParams
+from .distance_cvae import DistanceCVAE, DistanceDAE, DistanceParams
 
 #: name -> (hyper-parameter dataclass, model class taking an instance of it).
-MODELS = {"deepstruc": (DeepStrucParams, DeepStruc), "cbldm": (CbLDMParams, CbLDM)}
+MODELS = {"deepstruc": (DeepStrucParams, DeepStruc), "cvae": (DistanceParams, DistanceCVAE),
+          "dae": (DistanceParams, DistanceDAE), "cbldm": (CbLDMParams, CbLDM)}
 
 
 def model_params(name: str, values: dict | None = None):
@@ -33,4 +35,5 @@ def build_model(name: str, values: dict | None = None) -> nn.Module:
     return MODELS[name][1](params)
 
 
-__all__ = ["MODELS", "CbLDM", "CbLDMParams", "DeepStruc", "DeepStrucParams", "build_model", "model_params"]
+__all__ = ["MODELS", "CbLDM", "CbLDMParams", "DeepStruc", "DeepStrucParams", "DistanceCVAE", "DistanceDAE", "DistanceParams",
+           "build_model", "model_params"]

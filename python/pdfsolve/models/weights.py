@@ -2,7 +2,8 @@
 with ``torch.load(weights_only=True)`` and, when a hash is given, checked against its sha256 first.
 
 Weights shipped with pdfsolve lie in ``pdfsolve/data/weights``: ``NAME.pt`` and ``NAME.json`` (its sha256, the
-command that trained it and the metrics it reached)."""
+command that trained it and the metrics it reached). Large ones may be shipped in half precision
+(:func:`save_half_precision`); loading casts them back to the model's float32."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,10 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from ..training.checkpoint import load
+from ..training.checkpoint import load, save_atomic
 from . import build_model
 
 
@@ -44,6 +46,16 @@ def load_model(path, sha256: str | None = None) -> tuple[nn.Module, dict]:
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{path}: not the weights of a pdfsolve training run ({exc})") from None
     return model.eval(), config
+
+
+def save_half_precision(src, dst) -> Path:
+    """Write the weights file ``src`` (a run's best.pt) to ``dst`` with the model's floating-point tensors in
+    float16: half the bytes, each weight rounded to 11 significant bits (relative error <= 2^-11). ValueError as
+    :func:`load_model` when ``src`` holds no model."""
+    load_model(src)
+    saved = load(src)
+    saved["model"] = {k: v.half() if v.is_floating_point() else v for k, v in saved["model"].items()}
+    return save_atomic(saved, dst)
 
 
 def shipped_weights(name: str) -> tuple[Path, dict] | None:

@@ -16,6 +16,9 @@ from .dedupe import DEFAULT_TOL, unique_indices
 from .motifs import CENTRES, MOTIFS, retarget
 from .radii import D_BLOCK_28, METALS, bond_length
 
+#: All 30 d-block metals of periods 4-6 (Sc-Zn, Y-Cd, La and Hf-Hg; the radii table's first 30 rows).
+D_BLOCK_30: tuple[str, ...] = METALS[:30]
+
 #: Presets reproducing the published libraries over our 28 d-block metals, tuned to their sizes: DeepStruc (about
 #: 3,750 unique clusters, 5-200 atoms, ~134 per metal: site-centred cuts, square-based hcp blocks, regular
 #: octahedra) and CbLDM (about 13,200, 5-256 atoms, ~470 per metal: every cut centre, hcp blocks and faceted cuts,
@@ -27,6 +30,12 @@ from .radii import D_BLOCK_28, METALS, bond_length
 #:   cbldm:     501 per metal, 14,028 clusters (+6 %): fcc 65, bcc 150, sc 61, hcp 85, icosahedral 3,
 #:              decahedral 23, octahedral 15, faulted 99 (+6 small stacking cuts labelled fcc/hcp).
 #: (Before tuning: deepstruc 534 and cbldm 650 per metal, 277 / 358 of them decahedra, no stacking faults.)
+#: anker2020 (Anker, Kjaer et al., MLG 2020): site-centred fcc cuts of 2-8 layers per {100}, {110}, {111} family
+#: (ase.cluster.FaceCenteredCubic), under 100 atoms, the 30 d-block metals of periods 4-6, 10 lattice scales evenly
+#: spaced over 0.99-1.01. Measured: 199 layer triples give 8 distinct geometries (19, 43, 55, 63, 79, 85, 87 and 93
+#: atoms), so 8 x 30 x 10 = 2,400 clusters against the study's 3,137 (its duplicate criterion is not published).
+#: The study split its clusters at random, so every cluster of this preset is its own split group (``info``
+#: "split_unit"): test clusters share their geometry with training clusters of other metals and scales.
 PRESETS = {
     "deepstruc": dict(elements=D_BLOCK_28, min_atoms=5, max_atoms=200, centres=("site",), stacking=4,
                       stacking_motifs=("faulted",), hcp=("square_block",), truncated_octahedra=False,
@@ -34,6 +43,9 @@ PRESETS = {
     "cbldm": dict(elements=D_BLOCK_28, min_atoms=5, max_atoms=256, centres="all", stacking=5,
                   stacking_motifs=("faulted",), hcp=("square_block", "cut"), truncated_octahedra=True,
                   decahedron_aspect=1.0),
+    "anker2020": dict(elements=D_BLOCK_30, min_atoms=2, max_atoms=99, centres=("site",), stacking=0,
+                      motif_list=("fcc",), layers=(2, 8), scales=tuple(0.99 + 0.02 * k / 9 for k in range(10)),
+                      split_per_cluster=True),
 }
 #: Sphere radii / prism sizes of the close-packed stacking cuts, in bond lengths.
 STACKING_SIZES = tuple(1.0 + 0.5 * k for k in range(40))
@@ -52,33 +64,34 @@ def _layer_caps(lattice: str, max_atoms: int) -> tuple[int, int, int]:
     return tuple(max(l0, math.ceil(reach / d)) for d in spacing)
 
 
-def _cubic(lattice: str, centres, hi: int):
-    """Cubic cuts over layer counts (h, k, l), skipping counts past saturation (a plane outside the polytope the
-    other families already bound: the {100} cube reaches sqrt(2) W along <110> and sqrt(3) W along <111>, the
-    {110} dodecahedron sqrt(3/2) D along <111>)."""
-    caps = _layer_caps(lattice, hi)
+def _cubic(lattice: str, centres, hi: int, layers=(1, None)):
+    """Cubic cuts over layer counts (h, k, l), each in ``layers`` = (lowest, highest or None), skipping counts past
+    saturation (a plane outside the polytope the other families already bound: the {100} cube reaches sqrt(2) W
+    along <110> and sqrt(3) W along <111>, the {110} dodecahedron sqrt(3/2) D along <111>)."""
+    lo, top = layers
+    caps = tuple(c if top is None else min(c, top) for c in _layer_caps(lattice, hi))
     d100, d110, d111 = motifs._PLANE_SPACING[lattice]
     for centre in [c for c in CENTRES[lattice] if centres == "all" or c in centres]:
-        for h in range(1, caps[0] + 1):
+        for h in range(lo, caps[0] + 1):
             k_sat = math.ceil(math.sqrt(2.0) * d100 * (h + 0.1) / d110)
-            for k in range(1, min(caps[1], k_sat) + 1):
+            for k in range(lo, min(caps[1], k_sat) + 1):
                 l_sat = math.ceil(min(math.sqrt(3.0) * d100 * (h + 0.1), math.sqrt(1.5) * d110 * (k + 0.1)) / d111)
                 previous = -1
-                for l in range(1, min(caps[2], l_sat) + 1):
+                for l in range(lo, min(caps[2], l_sat) + 1):
                     atoms = motifs.cubic_cut(lattice, (h, k, l), centre)
                     if len(atoms) > hi:
                         break
                     if len(atoms) != previous:  # counts grow with l: an equal count is the same cut
                         previous = len(atoms)
                         yield atoms
-                if l == 1 and len(atoms) > hi:
+                if l == lo and len(atoms) > hi:
                     break
 
 
 def unit_geometries(min_atoms: int = 5, max_atoms: int = 200, motif_list=MOTIFS, centres="all",
                     max_layers: int = 6, hcp=("block", "cut"), truncated_octahedra: bool = True,
                     decahedron_aspect: float | None = None,
-                    stacking_motifs=("fcc", "hcp", "faulted")) -> list[ase.Atoms]:
+                    stacking_motifs=("fcc", "hcp", "faulted"), layers=(1, None)) -> list[ase.Atoms]:
     """Every generated geometry (unit bond length) with min_atoms <= N <= max_atoms, before deduplication.
 
     centres: "all" or names from ``motifs.CENTRES`` for the cubic cuts. max_layers: stacking sequences of
@@ -89,6 +102,7 @@ def unit_geometries(min_atoms: int = 5, max_atoms: int = 200, motif_list=MOTIFS,
     Decahedra: Marks re-entrance r <= p; ``decahedron_aspect`` (None: no limit) keeps q <= aspect * p, i.e.
     bounds the length along the 5-fold axis (q) relative to the (100) edge (p), dropping the long rods.
     stacking_motifs: which stacking cuts to keep, by ``stacking.classify`` ("fcc", "hcp", "faulted").
+    layers: (lowest, highest or None) layer count of the cubic cuts per surface family.
     """
     lo, hi = min_atoms, max_atoms
     out = []
@@ -113,7 +127,7 @@ def unit_geometries(min_atoms: int = 5, max_atoms: int = 200, motif_list=MOTIFS,
                 break
     for lattice in ("fcc", "bcc", "sc"):
         if lattice in motif_list:
-            out += _cubic(lattice, centres, hi)
+            out += _cubic(lattice, centres, hi, layers)
     if "hcp" in motif_list:
         if "block" in hcp or "square_block" in hcp:
             out += [motifs.hcp_block(s) for s in itertools.product(range(1, HCP_BLOCK_MAX + 1), repeat=3)
@@ -145,22 +159,30 @@ def build_library(elements=None, min_atoms: int = 5, max_atoms: int = 200, scale
         motif_list: subset of ``motifs.MOTIFS``; close-packed stacking cuts are added by ``stacking_layers``.
         centres: "all" or names from ``motifs.CENTRES`` for the fcc/bcc/sc cuts.
         stacking_layers: sequences of 3..stacking_layers layers (0: none).
-        preset: "deepstruc" or "cbldm" replaces elements, size range, centres and stacking by ``PRESETS``.
+        preset: a key of ``PRESETS``: replaces elements, size range, centres and stacking (and, where the preset
+            names them, motifs, layers and scales) by its values.
         tol: duplicate tolerance [Angstrom] on sorted pair distances (applied at the shortest bond requested).
 
     Returns:
         ``ase.Atoms`` ordered by element, scale, then geometry; labels in ``info`` (see ``motifs.label``).
     """
     options = dict(hcp=("block", "cut"), truncated_octahedra=True)
+    split_per_cluster = False
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         p = dict(PRESETS[preset])
         elements, min_atoms, max_atoms = p.pop("elements"), p.pop("min_atoms"), p.pop("max_atoms")
         centres, stacking_layers = p.pop("centres"), p.pop("stacking")
+        motif_list, scales = p.pop("motif_list", motif_list), p.pop("scales", scales)
+        split_per_cluster = p.pop("split_per_cluster", False)
         options.update(p)
     elements = tuple(METALS if elements is None else elements)
     geometries = unit_geometries(min_atoms, max_atoms, motif_list, centres, stacking_layers, **options)
     shortest = min(bond_length(e, s) for e in elements for s in scales)
     geometries = [geometries[i] for i in unique_indices(geometries, tol / shortest)]
-    return [retarget(g, e, s) for e in elements for s in scales for g in geometries]
+    clusters = [retarget(g, e, s) for e in elements for s in scales for g in geometries]
+    if split_per_cluster:  # a label the split groups keep (see pdfsolve.datasets.splits): one group per cluster
+        for atoms in clusters:
+            atoms.info["split_unit"] = f"{atoms.info['elements']}@{atoms.info['lattice_scale']:.6f}"
+    return clusters
