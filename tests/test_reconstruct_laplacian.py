@@ -172,3 +172,23 @@ def test_cuda_input_stays_on_the_device_and_matches_cpu(batch):
     assert res.x.is_cuda
     assert aligned_errors(res.x.cpu(), pos, mask).max() < 1e-3
     assert (res.status.cpu() == ref.status).all()
+
+
+def test_separation_refit_pulls_crowded_atoms_apart_and_keeps_an_exact_fit():
+    from pdfsolve.geometry import pair_distances
+    from pdfsolve.reconstruct import separate_atoms
+    from pdfsolve.structures import motifs
+
+    ico = torch.as_tensor(motifs.icosahedron(3, element="Au").positions)[None]  # 55 atoms, 2.88 A bonds
+    mask = torch.ones(1, 55, dtype=torch.bool)
+    w = graph_laplacian(ico, mask=mask, form="affinity")
+    crowded = ico.clone()
+    crowded[0, 1], crowded[0, 2] = crowded[0, 0] + 0.3, crowded[0, 0] - 0.4
+    eye = torch.eye(55) * 99
+    assert float((pair_distances(crowded, mask) + eye).min()) < 0.6
+    out = separate_atoms(crowded, w, mask, 2.4)
+    assert float((pair_distances(out.x, mask) + eye).min()) > 0.99 * 2.4
+    assert float(out.loss) < 1e-6  # back on the exact W: the true cluster satisfies the bound
+    assert float(aligned_errors(out.x, ico, mask)[0]) < 1e-3
+    with pytest.raises(ValueError, match="must be > 0"):
+        separate_atoms(crowded, w, mask, 0.0)

@@ -4,7 +4,10 @@ refined and ranked by Rwp.
 ``k`` affinities W are sampled for the PDF in one batch (:meth:`pdfsolve.models.CbLDM.sample`: the conditional
 prior's latent, the accelerated start and ``steps`` sampler steps); the atoms are counted from W's diagonal test and
 their coordinates fitted to W by the batched L-BFGS-B of :func:`pdfsolve.reconstruct.laplacian_to_coordinates`
-(MDS start). Then the loop shared by every generative route (:mod:`pdfsolve.routes.sampling`).
+(MDS start), then refitted with atoms kept :data:`SEPARATION` bond lengths apart
+(:func:`pdfsolve.reconstruct.separate_atoms`: a sampled W is too blurred to place the first shell, and the plain
+fit crowded atoms within 1.5 Angstrom in every sample of the first test PDFs). Then the loop shared by every
+generative route (:mod:`pdfsolve.routes.sampling`).
 """
 from __future__ import annotations
 
@@ -13,20 +16,24 @@ import torch
 
 from ..classify import UNKNOWN, MotifClassifier
 from ..models import CbLDM
-from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates
-from ..structures.radii import METALS
+from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates, separate_atoms
+from ..structures.radii import METALS, bond_length
 from ..target import Target
 from .ranking import RankedCandidates
 from .sampling import physical, screen_and_rank
 
+#: Smallest interatomic distance of the refit, in bond lengths of the element (2 metallic radii).
+SEPARATION = 0.85
+
 
 def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au",
             eta: float = 1.0) -> list[ase.Atoms]:
-    """Clusters of ``element`` recovered from ``k`` sampled affinities: two or more atoms, none closer than
-    MIN_DISTANCE; each carries ``info``: motif "unknown", method "cbldm", its sample index and the fit's misfit."""
+    """Clusters of ``element`` recovered from ``k`` sampled affinities (fit, then refit with atoms apart): two or
+    more atoms, none closer than MIN_DISTANCE; each carries ``info``: motif "unknown", method "cbldm", its sample index and the fit's misfit."""
     w = model.sample(target.r, target.g[None], k, steps=steps, eta=eta).double().cpu()
     _, mask = affinity_from_matrix(w, "affinity", model.params.sigma)
     fit = laplacian_to_coordinates(w, "affinity", model.params.sigma, mask=mask)
+    fit = separate_atoms(fit.x, w, mask, SEPARATION * bond_length(element), sigma=model.params.sigma)
     first = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real atoms first, in their order
     pos, n_atoms = fit.x.gather(1, first[..., None].expand(-1, -1, 3)), mask.sum(1)
     out = []
