@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 #: Routes that sample a trained model (their weights: --weights, else the shipped ones).
-GENERATIVE = ("deepstruc", "cvae", "dae", "cbldm")
+GENERATIVE = ("deepstruc", "cvae", "dae", "cbldm", "fingerprint")
 METHODS = ("mine", *GENERATIVE, "all")
 
 
@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "library or 'unknown'; 'cvae' / 'dae': the distance route (Anker, Kjaer et al. 2020), "
                             "distances decoded from the CVAE's prior (or the DAE's prior mean) and trilaterated, "
                             "then labelled, refined and ranked like DeepStruc's; 'cbldm': affinities sampled by latent "
-                            "diffusion (Cao et al. 2025), turned into coordinates, refined and ranked; 'all': every method whose weights are available (mining, DeepStruc, and the "
-                            "distance and CbLDM models whose weights are shipped), one ranking")
+                            "diffusion (Cao et al. 2025), turned into coordinates, refined and ranked; 'fingerprint': "
+                            "ACSF fingerprints generated for the PDF (Fung et al. 2022), inverted, refined and "
+                            "ranked; 'all': every method whose weights are available (mining, DeepStruc, and the "
+                            "distance, CbLDM and fingerprint models whose weights are shipped), one ranking")
     group.add_argument("--element", action="append", metavar="EL",
                        help="metal(s) of the library (repeatable); default: the metals in the file's composition, "
                             "else every metal (mine) or Au (deepstruc, which uses the first); 'evaluate' uses each cluster's own")
@@ -35,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="DeepStruc: factors widening the prior's sigma")
     group.add_argument("--refine", type=int, default=50, metavar="N",
                        help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
+    group.add_argument("--fingerprints", type=int, default=32, metavar="K",
+                       help="fingerprint: fingerprints generated and inverted (about 0.7 s each at 13 atoms)")
     group.add_argument("--steps", type=int, default=20,
                        help="CbLDM: sampler steps from the accelerated start (0: decode the prior's latent)")
     group.add_argument("--snap", action="store_true",
@@ -52,8 +56,9 @@ def check(args: argparse.Namespace) -> None:
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
     if args.method != "mine":
-        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0:
-            raise ValueError("--samples and --refine must be >= 1, --steps >= 0 and --widen factors > 0")
+        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0 or args.fingerprints < 1:
+            raise ValueError("--samples, --fingerprints and --refine must be >= 1, --steps >= 0 and --widen "
+                             "factors > 0")
 
 
 def default_elements(args: argparse.Namespace, composition: str | None) -> list[str]:
@@ -70,6 +75,8 @@ def describe(args: argparse.Namespace, elements) -> str:
     library = f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
     if args.method == "mine":
         return library
+    if args.method == "fingerprint":
+        return f"fingerprint cVAE, {args.fingerprints} fingerprints generated and inverted, {elements[0]}"
     model = {"deepstruc": "DeepStruc", "cvae": "distance CVAE", "dae": "distance DAE", "cbldm": "CbLDM"}.get(
         args.method, "DeepStruc")
     sampled = (f"{model}, {args.samples} samples at widening {args.widen}, {elements[0]}"
@@ -79,10 +86,10 @@ def describe(args: argparse.Namespace, elements) -> str:
 
 def solver(args: argparse.Namespace):
     """``solve(target, elements) -> RankedCandidates`` for the options (models are loaded once). 'all' merges the
-    rankings of mining, DeepStruc and the distance and CbLDM models whose weights are shipped
+    rankings of mining, DeepStruc and the distance, CbLDM and fingerprint models whose weights are shipped
     (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
     from .models.weights import load_weights, shipped_weights
-    from .routes import cbldm, cvae, deepstruc
+    from .routes import cbldm, cvae, deepstruc, fingerprint
     from .routes.sampling import library_classifier
     from .routes.mine import cached_library, mine
     from .routes.ranking import merge_ranked
@@ -100,6 +107,9 @@ def solver(args: argparse.Namespace):
             if name == "cbldm":
                 return cbldm.solve(target, model, k=args.samples, steps=args.steps, n_refine=args.refine,
                                    element=elements[0], classifier=classifier, snap=args.snap)
+            if name == "fingerprint":
+                return fingerprint.solve(target, model, k=args.fingerprints, n_refine=args.refine,
+                                         element=elements[0], classifier=classifier, snap=args.snap)
             if name == "deepstruc":
                 return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
                                        element=elements[0], classifier=classifier, snap=args.snap)
@@ -113,6 +123,6 @@ def solver(args: argparse.Namespace):
     if args.method in GENERATIVE:
         return sampled(args.method, args.weights)
     routes = [solve_mine, sampled("deepstruc", args.weights)]
-    optional = ("cvae", "dae", "cbldm")
+    optional = ("cvae", "dae", "cbldm", "fingerprint")
     routes += [sampled(name, None) for name in optional if shipped_weights(name) is not None]
     return lambda target, elements: merge_ranked([route(target, elements) for route in routes])

@@ -8,10 +8,12 @@ from torch import nn
 from .cbldm import CbLDM, CbLDMParams
 from .deepstruc import DeepStruc, DeepStrucParams
 from .distance_cvae import DistanceCVAE, DistanceDAE, DistanceParams
+from .fingerprint_cvae import FingerprintCVAE, FingerprintParams
 
 #: name -> (hyper-parameter dataclass, model class taking an instance of it).
 MODELS = {"deepstruc": (DeepStrucParams, DeepStruc), "cvae": (DistanceParams, DistanceCVAE),
-          "dae": (DistanceParams, DistanceDAE), "cbldm": (CbLDMParams, CbLDM)}
+          "dae": (DistanceParams, DistanceDAE), "cbldm": (CbLDMParams, CbLDM),
+          "fingerprint": (FingerprintParams, FingerprintCVAE)}
 
 
 def model_params(name: str, values: dict | None = None):
@@ -35,5 +37,6 @@ def build_model(name: str, values: dict | None = None) -> nn.Module:
     return MODELS[name][1](params)
 
 
-__all__ = ["MODELS", "CbLDM", "CbLDMParams", "DeepStruc", "DeepStrucParams", "DistanceCVAE", "DistanceDAE", "DistanceParams",
-           "build_model", "model_params"]
+__all__ = ["MODELS", "CbLDM", "CbLDMParams", "DeepStruc", "DeepStrucParams", "DistanceCVAE", "DistanceDAE", "DistanceParams", "FingerprintCVAE",
+           "FingerprintParams", "build_model",
+           "model_params"]
