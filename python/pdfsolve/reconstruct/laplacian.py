@@ -211,6 +211,17 @@ def separate_atoms(x: torch.Tensor, matrix, mask: torch.Tensor, min_distance: fl
     if not min_distance > 0 or weight <= 0:
         raise ValueError(f"min_distance and weight must be > 0, got {min_distance} and {weight}")
     w = _affinity_block(_as_matrices(matrix, form, sigma), mask, form)
+    out = ReconstructionResult(x.to(torch.float64).clone(), w.new_zeros(len(w)), torch.zeros(len(w), dtype=torch.long),
+                               torch.zeros(len(w), dtype=torch.long))
+    for idx, n in _size_chunks(mask, 64):  # similar sizes, trimmed to the largest (the pair terms are n^2)
+        res = _separate(out.x[idx, :n], w[idx, :n, :n], mask[idx, :n], min_distance, sigma, weight, maxiter)
+        out.x[idx, :n] = res.x
+        out.loss[idx], out.nit[idx], out.status[idx] = res.loss, res.nit.cpu(), res.status.cpu()
+    return out
+
+
+def _separate(x, w, mask, min_distance, sigma, weight, maxiter) -> ReconstructionResult:
+    """:func:`separate_atoms` on one chunk (W already symmetrised, trimmed)."""
     eye = torch.eye(w.shape[1], dtype=torch.bool, device=w.device)
 
     def objective(xk, mk, index):
@@ -220,4 +231,4 @@ def separate_atoms(x: torch.Tensor, matrix, mask: torch.Tensor, min_distance: fl
         misfit = ((fitted - w[index]) ** 2 * pair).sum((1, 2)) / 2
         return misfit + weight * (torch.relu(min_distance - d) ** 2 * pair).sum((1, 2)) / 2
 
-    return minimize_positions(objective, x.to(torch.float64), mask, maxiter=maxiter)
+    return minimize_positions(objective, x, mask, maxiter=maxiter)
