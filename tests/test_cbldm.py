@@ -159,3 +159,23 @@ def test_route_recovers_and_ranks_the_decoded_cluster():
     assert best.info["expansion"] == pytest.approx(1.02, abs=0.002)
     with pytest.raises(ValueError, match="no metallic radius"):
         solve(target, m, k=1, element="Xx")
+
+
+def test_shipped_weights_match_their_record_and_sample_affinities():
+    import hashlib
+
+    from pdfsolve.models.weights import load_weights, shipped_weights
+    from pdfsolve.reconstruct import count_atoms
+
+    path, record = shipped_weights("cbldm")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"] and path.stat().st_size < 20e6
+    m, config = load_weights(None, "cbldm")
+    assert config["model_params"]["stage"] == "diffusion" and record["trained"]["model_params"] == config["model_params"]
+    assert sum(p.numel() for p in m.parameters()) == 1_637_041
+    batch = make_batch([motifs.icosahedron(3, element="Au"), motifs.icosahedron(4, element="Au")],
+                       dtype=torch.float32)
+    torch.manual_seed(0)
+    w = m.sample(batch.r, batch.g, 8, steps=5)
+    assert w.shape == (16, 256, 256) and bool(torch.isfinite(w).all())
+    small, large = count_atoms(w.double()).float().reshape(2, 8).median(1).values.tolist()
+    assert 45 <= small <= 70 and 115 <= large <= 160  # Au55 and Au147: sizes read from the PDF (60, 131 measured)

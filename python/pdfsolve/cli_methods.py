@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
     group.add_argument("--fingerprints", type=int, default=32, metavar="K",
                        help="fingerprint: fingerprints generated and inverted (about 0.7 s each at 13 atoms)")
+    group.add_argument("--affinities", type=int, default=50, metavar="K",
+                       help="CbLDM: affinities sampled, recovered and screened")
     group.add_argument("--steps", type=int, default=20,
                        help="CbLDM: sampler steps from the accelerated start (0: decode the prior's latent)")
     group.add_argument("--snap", action="store_true",
@@ -56,9 +58,9 @@ def check(args: argparse.Namespace) -> None:
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
     if args.method != "mine":
-        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0 or args.fingerprints < 1:
-            raise ValueError("--samples, --fingerprints and --refine must be >= 1, --steps >= 0 and --widen "
-                             "factors > 0")
+        if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0 or args.fingerprints < 1 or args.affinities < 1:
+            raise ValueError("--samples, --fingerprints, --affinities and --refine must be >= 1, --steps >= 0 and "
+                             "--widen factors > 0")
 
 
 def default_elements(args: argparse.Namespace, composition: str | None) -> list[str]:
@@ -105,7 +107,7 @@ def solver(args: argparse.Namespace):
         def solve_sampled(target, elements):
             classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
             if name == "cbldm":
-                return cbldm.solve(target, model, k=args.samples, steps=args.steps, n_refine=args.refine,
+                return cbldm.solve(target, model, k=args.affinities, steps=args.steps, n_refine=args.refine,
                                    element=elements[0], classifier=classifier, snap=args.snap)
             if name == "fingerprint":
                 return fingerprint.solve(target, model, k=args.fingerprints, n_refine=args.refine,

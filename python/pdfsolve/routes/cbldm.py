@@ -24,6 +24,8 @@ from .sampling import physical, screen_and_rank
 
 #: Smallest interatomic distance of the refit, in bond lengths of the element (2 metallic radii).
 SEPARATION = 0.85
+#: L-BFGS-B iterations of that refit (it removes the clashes within tens; the rest only polishes a blurred W's fit).
+SEPARATION_ITERATIONS = 60
 
 
 def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au",
@@ -33,7 +35,8 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
     w = model.sample(target.r, target.g[None], k, steps=steps, eta=eta).double().cpu()
     _, mask = affinity_from_matrix(w, "affinity", model.params.sigma)
     fit = laplacian_to_coordinates(w, "affinity", model.params.sigma, mask=mask)
-    fit = separate_atoms(fit.x, w, mask, SEPARATION * bond_length(element), sigma=model.params.sigma)
+    fit = separate_atoms(fit.x, w, mask, SEPARATION * bond_length(element), sigma=model.params.sigma,
+                         maxiter=SEPARATION_ITERATIONS)
     first = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real atoms first, in their order
     pos, n_atoms = fit.x.gather(1, first[..., None].expand(-1, -1, 3)), mask.sum(1)
     out = []
@@ -44,7 +47,7 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
     return out
 
 
-def solve(target: Target, model: CbLDM, *, k: int = 100, steps: int = 20, n_refine: int = 50,
+def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, n_refine: int = 50,
           element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
           chunk_size: int = 512) -> RankedCandidates:
     """Candidates of ``target`` from ``k`` CbLDM samples, screened, labelled, refined and ranked (module doc).
