@@ -208,3 +208,24 @@ def test_shipped_weights_match_their_record_and_solve_an_icosahedron(tmp_path, m
     best = solve(target, model, k=200, n_refine=20, element="Au",
                  classifier=MotifClassifier(cached_library(["Au"], 30, 60))).ranked_structure(0)
     assert len(best) == 55 and best.info["motif"] == "icosahedral" and best.info["rwp"] < 0.15
+
+
+def test_all_skips_a_route_without_candidates_and_keeps_the_others(ico13, target, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PDFSOLVE_CACHE", str(tmp_path / "cache"))
+    shipped = pdfsolve.models.weights.shipped_weights
+    monkeypatch.setattr(pdfsolve.models.weights, "shipped_weights",
+                        lambda name: None if name != "deepstruc" else shipped(name))
+    crowded = ico13.copy()
+    crowded[1] = crowded[0] + 0.3  # every decoded cluster has two atoms 0.5 Angstrom apart: DeepStruc gives none
+    weights = tmp_path / "best.pt"
+    save_atomic({"model": decoding(crowded).state_dict(), "config": {"model": "deepstruc", "model_params": TINY}},
+                weights)
+    data = tmp_path / "pt13.gr"
+    write_pdf(data, target.r, target.g.numpy(), target.params)
+    status, _, err = run_cli(["solve", data, "-o", tmp_path / "out", "--method", "all", "--weights", weights,
+                              "--samples", "4", "--element", "Pt", "--min-atoms", "10", "--max-atoms", "16"], capsys)
+    assert status == 0, err
+    assert "warning: deepstruc gave no candidates" in err
+    with open(tmp_path / "out" / "pt13" / "candidates.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == {"mine"} and rows[0]["motif"] == "icosahedral"

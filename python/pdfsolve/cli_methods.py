@@ -3,6 +3,7 @@ solver they select: ``solver(args)(target, elements) -> RankedCandidates``."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 #: Routes that sample a trained model (their weights: --weights, else the shipped ones).
 GENERATIVE = ("deepstruc", "cvae", "dae", "cbldm", "fingerprint")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="DeepStruc: factors widening the prior's sigma")
     group.add_argument("--refine", type=int, default=50, metavar="N",
                        help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
-    group.add_argument("--fingerprints", type=int, default=32, metavar="K",
+    group.add_argument("--fingerprints", type=int, default=16, metavar="K",
                        help="fingerprint: fingerprints generated and inverted (about 0.7 s each at 13 atoms)")
     group.add_argument("--affinities", type=int, default=50, metavar="K",
                        help="CbLDM: affinities sampled, recovered and screened")
@@ -124,7 +125,21 @@ def solver(args: argparse.Namespace):
         return solve_mine
     if args.method in GENERATIVE:
         return sampled(args.method, args.weights)
-    routes = [solve_mine, sampled("deepstruc", args.weights)]
+    routes = {"mine": solve_mine, "deepstruc": sampled("deepstruc", args.weights)}
     optional = ("cvae", "dae", "cbldm", "fingerprint")
-    routes += [sampled(name, None) for name in optional if shipped_weights(name) is not None]
-    return lambda target, elements: merge_ranked([route(target, elements) for route in routes])
+    routes.update({name: sampled(name, None) for name in optional if shipped_weights(name) is not None})
+
+    def solve_all(target, elements):
+        """Every route's ranking, merged; a route that finds no usable candidate is skipped with a warning."""
+        rankings = []
+        for name, route in routes.items():
+            try:
+                rankings.append(route(target, elements))
+            except ValueError as exc:
+                print(f"pdfsolve: warning: {name} gave no candidates ({exc}); the other routes go on",
+                      file=sys.stderr, flush=True)
+        if not rankings:
+            raise ValueError("no route gave a usable candidate")
+        return merge_ranked(rankings)
+
+    return solve_all
