@@ -28,11 +28,11 @@ SEPARATION = 0.85
 SEPARATION_ITERATIONS = 60
 
 
-def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au",
-            eta: float = 1.0) -> list[ase.Atoms]:
+def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au", eta: float = 1.0,
+            start: str = "prior") -> list[ase.Atoms]:
     """Clusters of ``element`` recovered from ``k`` sampled affinities (fit, then refit with atoms apart): two or
     more atoms, none closer than MIN_DISTANCE; each carries ``info``: motif "unknown", method "cbldm", its sample index and the fit's misfit."""
-    w = model.sample(target.r, target.g[None], k, steps=steps, eta=eta).double().cpu()
+    w = model.sample(target.r, target.g[None], k, steps=steps, start=start, eta=eta).double().cpu()
     _, mask = affinity_from_matrix(w, "affinity", model.params.sigma)
     fit = laplacian_to_coordinates(w, "affinity", model.params.sigma, mask=mask)
     fit = separate_atoms(fit.x, w, mask, SEPARATION * bond_length(element), sigma=model.params.sigma,
@@ -47,15 +47,17 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
     return out
 
 
-def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, n_refine: int = 50,
+def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: str = "prior", n_refine: int = 50,
           element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
           chunk_size: int = 512) -> RankedCandidates:
-    """Candidates of ``target`` from ``k`` CbLDM samples, screened, labelled, refined and ranked (module doc).
+    """Candidates of ``target`` from ``k`` CbLDM samples (``start`` "prior": the accelerated start, else from noise;
+    :meth:`pdfsolve.models.CbLDM.sample`), screened, labelled, refined and ranked (module doc).
 
     Raises:
         ValueError: an unknown metal, ``n_refine`` < 1, or no recovered cluster free of close atoms.
     """
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
-    return screen_and_rank(target, lambda: propose(model, target, k, steps, element), "cbldm", n_refine=n_refine,
+    return screen_and_rank(target, lambda: propose(model, target, k, steps, element, start=start), "cbldm",
+                           n_refine=n_refine,
                            classifier=classifier, snap=snap, chunk_size=chunk_size)
