@@ -229,3 +229,15 @@ def test_all_skips_a_route_without_candidates_and_keeps_the_others(ico13, target
     with open(tmp_path / "out" / "pt13" / "candidates.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == {"mine"} and rows[0]["motif"] == "icosahedral"
+
+
+def test_physical_drops_non_finite_clusters_and_close_atoms(ico13):
+    from pdfsolve.routes.sampling import physical
+
+    pos = torch.zeros(4, 13, 3, dtype=torch.float64)
+    pos[:] = torch.as_tensor(ico13)
+    pos[1, 4, 0] = float("nan")       # a diverged sample
+    pos[2, 1] = pos[2, 0] + 0.2       # two atoms 0.35 Angstrom apart
+    pos[3, 12] = float("inf")         # beyond its 12 atoms: padding is not checked
+    assert physical(pos, torch.tensor([13, 13, 13, 12])).tolist() == [0, 3]
+    assert physical(pos[1:3], torch.tensor([13, 13])).tolist() == []

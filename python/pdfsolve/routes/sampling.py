@@ -52,10 +52,15 @@ def closest_distance(pos: torch.Tensor, mask: torch.Tensor, chunk: int = 128) ->
 
 
 def physical(pos: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
-    """Indices (1-D) of the clusters (B, N, 3) [Angstrom] whose first ``n_atoms`` (B,) atoms are two or more and
-    none closer than MIN_DISTANCE."""
+    """Indices (1-D) of the clusters (B, N, 3) [Angstrom] whose first ``n_atoms`` (B,) atoms are two or more, all
+    finite (a decoder or solver can diverge) and none closer than MIN_DISTANCE."""
     mask = torch.arange(pos.shape[1], device=pos.device)[None, :] < n_atoms[:, None]
-    return torch.nonzero((closest_distance(pos, mask) >= MIN_DISTANCE) & (n_atoms >= 2)).flatten()
+    finite = (torch.isfinite(pos).all(-1) | ~mask).all(1)
+    ok = torch.zeros_like(finite)
+    if bool(finite.any()):
+        keep = torch.nonzero(finite).flatten()
+        ok[keep] = closest_distance(pos[keep], mask[keep]) >= MIN_DISTANCE
+    return torch.nonzero(ok & (n_atoms >= 2)).flatten()
 
 
 def screen(candidates: list[ase.Atoms], target: Target, keep: int) -> list[ase.Atoms]:
