@@ -32,7 +32,8 @@ def add_parsers(subparsers) -> None:
                     "each input PDF's prior mean with its 1-3 sigma ellipses, in the plane of the first two "
                     "principal axes of the means.")
     latent.add_argument("inputs", nargs="+", metavar="INPUT.gr", help="PDF file(s) G(r)")
-    latent.add_argument("--weights", required=True, metavar="FILE", help="best.pt of 'pdfsolve train deepstruc'")
+    latent.add_argument("--weights", metavar="FILE",
+                        help="best.pt of 'pdfsolve train deepstruc' (default: the shipped weights)")
     latent.add_argument("--data", metavar="DATA_DIR", help="dataset (default: the one the weights were trained on)")
     latent.add_argument("-o", "--out", required=True, metavar="MAP.png", help="output image")
 
