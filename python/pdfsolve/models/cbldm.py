@@ -18,7 +18,6 @@ once (:mod:`pdfsolve.models.diffusion`).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,13 +30,14 @@ from .inputs import model_grid, resample_pdf
 from .latent_unet import LatentUNet
 from .losses import first_atoms_mask
 from .layers import PDFEncoder, gaussian_kl, gaussian_parameters, mlp, reparameterise
+from .params import ModelParams
 
 STAGES = ("vae", "diffusion")
 STARTS = ("prior", "noise")
 
 
 @dataclass(frozen=True)
-class CbLDMParams:
+class CbLDMParams(ModelParams):
     """Hyper-parameters of :class:`CbLDM`.
 
     Attributes:
@@ -72,8 +72,7 @@ class CbLDMParams:
     t1: int = 400
 
     def __post_init__(self):
-        for name in ("vae_channels", "pdf_channels"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        self._int_tuples("vae_channels", "pdf_channels")
         if self.stage not in STAGES:
             raise ValueError(f"CbLDM stage must be one of {STAGES}, got {self.stage!r}")
         side, remainder = divmod(self.block, 2 ** len(self.vae_channels))
@@ -94,9 +93,6 @@ class CbLDMParams:
     def latent_side(self) -> int:
         return self.block // 2 ** len(self.vae_channels)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 def canonical_order(pos: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

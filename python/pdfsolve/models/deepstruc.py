@@ -15,7 +15,6 @@ beta KL(q || p). sigma = exp(logvar / 2) with |logvar| < 10 (the published model
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +23,11 @@ from torch import nn
 from .inputs import model_grid, resample_pdf
 from .layers import GraphEncoder, PDFEncoder, centred, gaussian_kl, gaussian_parameters, mlp, reparameterise
 from .losses import first_atoms_mask, matched_loss, structure_loss
+from .params import ModelParams
 
 
 @dataclass(frozen=True)
-class DeepStrucParams:
+class DeepStrucParams(ModelParams):
     """Hyper-parameters of :class:`DeepStruc`.
 
     Attributes:
@@ -66,8 +66,7 @@ class DeepStrucParams:
     match_weight: float = 0.0
 
     def __post_init__(self):
-        for name in ("pdf_channels", "decoder_hidden"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        self._int_tuples("pdf_channels", "decoder_hidden")
         for name in ("n_max", "latent_dim", "hidden", "graph_layers", "n_rbf", "pdf_kernel", "pdf_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"DeepStruc {name} must be >= 1, got {getattr(self, name)}")
@@ -76,9 +75,6 @@ class DeepStrucParams:
             raise ValueError("DeepStruc cutoff, edge_max and radial_max must be > 0, the weights >= 0")
         model_grid(self.pdf_rmin, self.pdf_rmax, self.pdf_rstep)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 @dataclass

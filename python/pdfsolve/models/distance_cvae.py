@@ -34,7 +34,6 @@ G(r) is read on the model's r grid scaled to max|G| = 1 (:mod:`pdfsolve.models.i
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from .gated import GatedConv1d
 from .inputs import model_grid, resample_pdf
 from .layers import gaussian_kl, gaussian_parameters, mlp, reparameterise
 from .losses import first_atoms_mask
+from .params import ModelParams
 from .unit_sphere import distance_features, ordered_unit_sphere, satellites, symmetric_pairs, upper_pairs
 
 
@@ -55,7 +55,7 @@ POOLS = {"avg": nn.functional.adaptive_avg_pool1d, "max": nn.functional.adaptive
 
 
 @dataclass(frozen=True)
-class DistanceParams:
+class DistanceParams(ModelParams):
     """Hyper-parameters of :class:`DistanceCVAE` and :class:`DistanceDAE` (the study's values by default).
 
     Attributes:
@@ -87,8 +87,7 @@ class DistanceParams:
     pdf_sigma: float = 0.1
 
     def __post_init__(self):
-        for name in ("encoder_hidden", "decoder_hidden", "prior_lengths"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        self._int_tuples("encoder_hidden", "decoder_hidden", "prior_lengths")
         if min(self.n_max - 1, self.latent_dim, self.channels, *self.encoder_hidden, *self.decoder_hidden) < 1:
             raise ValueError("distance model: n_max must be >= 2 and latent_dim, channels and layer sizes >= 1")
         if self.satellites < 2 or self.kernel < 1 or self.kernel % 2 == 0:
@@ -102,9 +101,6 @@ class DistanceParams:
             raise ValueError("distance model: weights must be >= 0 and pdf_sigma > 0 Angstrom")
         model_grid(self.pdf_rmin, self.pdf_rmax, self.pdf_rstep)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 @dataclass

@@ -19,7 +19,6 @@ cluster's energy from its fingerprint.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 from ..geometry import ACSFParameters, pooled_acsf
 from .inputs import model_grid, resample_pdf
 from .layers import PDFEncoder, gaussian_kl, gaussian_parameters, mlp, reparameterise
+from .params import ModelParams
 
 #: Fingerprint entries are read as log(v + FLOOR) (v >= 0, dimensionless like the ACSF).
 FLOOR = 1e-12
@@ -101,7 +101,7 @@ class FingerprintScaler(nn.Module):
 
 
 @dataclass(frozen=True)
-class FingerprintParams:
+class FingerprintParams(ModelParams):
     """Hyper-parameters of :class:`FingerprintCVAE` and :class:`FingerprintSurrogate` (module doc).
 
     Attributes:
@@ -127,8 +127,7 @@ class FingerprintParams:
     surrogate_hidden: tuple = (256, 256, 256, 256, 256)
 
     def __post_init__(self):
-        for name in ("hidden", "channels", "surrogate_hidden"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        self._int_tuples("hidden", "channels", "surrogate_hidden")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
         if min(self.latent_dim, self.condition_dim, self.max_atoms - 1, *self.hidden, *self.channels,
@@ -139,8 +138,6 @@ class FingerprintParams:
             raise ValueError(f"kernel must be odd and count_weight >= 0, got {self.kernel}, {self.count_weight}")
         model_grid(self.pdf_rmin, self.pdf_rmax, self.pdf_rstep)
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 class FingerprintCVAE(nn.Module):

@@ -11,7 +11,6 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ..training.checkpoint import load, save_atomic
