@@ -226,8 +226,9 @@ def _separate(x, w, mask, min_distance, sigma, weight, maxiter) -> Reconstructio
 
     def objective(xk, mk, index):
         pair = (mk[:, :, None] & mk[:, None, :] & ~eye).to(xk.dtype)
-        fitted = torch.exp(-((xk[:, :, None] - xk[:, None]) ** 2).sum(-1) / (2 * sigma**2))
-        d = ((xk[:, :, None] - xk[:, None]) ** 2).sum(-1).add(1e-12).sqrt()
+        d2 = ((xk[:, :, None] - xk[:, None]) ** 2).sum(-1)
+        fitted = torch.exp(-d2 / (2 * sigma**2))
+        d = d2.add(1e-12).sqrt()
         misfit = ((fitted - w[index]) ** 2 * pair).sum((1, 2)) / 2
         return misfit + weight * (torch.relu(min_distance - d) ** 2 * pair).sum((1, 2)) / 2
 
