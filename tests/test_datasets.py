@@ -56,6 +56,8 @@ def test_fixed_parameters_store_the_engine_pdf(tmp_path):
     build_dataset(lib, tmp_path, shard_size=3, fractions=(1.0, 0.0, 0.0), progress=False)
     data = read_split(tmp_path, "train")
     assert data["G"].shape == (4, 3000) and data["positions"].shape[2] == 3
+    labels = read_split(tmp_path, "train", keys=("labels",))
+    assert list(labels) == ["labels"] and list(labels["labels"]) == list(data["labels"])
     k = int(np.nonzero(data["index"] == 2)[0][0])
     atoms = lib[2].copy()
     atoms.positions -= atoms.positions.mean(0)

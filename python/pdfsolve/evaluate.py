@@ -190,7 +190,7 @@ def evaluate_split(data_dir, solve, *, split: str = "test", n_targets: int | Non
         raise ValueError(f"n_targets must be >= 1, got {n_targets}")
     picks = np.random.default_rng(seed).choice(n, size=min(n_targets or n, n), replace=False)
     q = [DRAWN.index(name) for name in ("qmin", "qmax", "qdamp")]
-    trained = read_split(data_dir, "train") if split != "train" else data
+    trained = read_split(data_dir, "train", keys=("labels",)) if split != "train" else data
     seen = {label_key(json.loads(label)) for label in (trained["labels"] if trained else [])}
     rows = []
     for k, i in enumerate(picks):

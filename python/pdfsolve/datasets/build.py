@@ -150,21 +150,22 @@ def build_dataset(structures, out_dir, ranges: ParameterRanges | None = None, *,
     return plan
 
 
-def read_split(out_dir, split: str = "train") -> dict:
-    """All shards of one split, concatenated: a dict of numpy arrays (positions padded to the largest N)."""
+def read_split(out_dir, split: str = "train", keys=None) -> dict:
+    """All shards of one split, concatenated: a dict of numpy arrays (positions padded to the largest N); only the
+    datasets named in ``keys`` (e.g. ``("labels",)``) when given."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     paths = sorted((Path(out_dir) / split).glob("shard_*.h5"))
     parts = []
     for path in paths:
         with h5py.File(path, "r") as f:
-            parts.append({k: f[k][()] for k in f.keys()})
+            parts.append({k: f[k][()] for k in f.keys() if keys is None or k in keys})
     if not parts:
         return {}
-    n_max = max(p["positions"].shape[1] for p in parts)
     out = {}
     for key in parts[0]:
         if key in ("positions", "numbers"):
+            n_max = max(p[key].shape[1] for p in parts)
             padded = []
             for p in parts:
                 a = p[key]
