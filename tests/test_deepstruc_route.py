@@ -112,16 +112,27 @@ def test_solve_command_with_deepstruc_weights(ico13, target, tmp_path, capsys, m
     write_pdf(data, target.r, target.g.numpy(), target.params)
     argv = ["solve", data, "-o", tmp_path / "out", "--method", "deepstruc", "--samples", "4", "--widen", "1", "2",
             "--refine", "2", "--element", "Pt", "--top", "1", "--min-atoms", "10", "--max-atoms", "16"]
-    status, out, err = run_cli([*argv, "--weights", weights], capsys)
+    status, out, err = run_cli([*argv, "--weights", weights, "--no-snap"], capsys)
     assert status == 0, err
     summary = json.loads((tmp_path / "out" / "pt13" / "summary.json").read_text())
     assert summary["method"] == "deepstruc" and summary["n_candidates"] == 2
     assert summary["top"][0]["motif"] == "icosahedral" and "icosahedral" in out  # labelled against the library
+    status, out, err = run_cli([*argv, "--weights", weights, "-o", tmp_path / "snapped"], capsys)  # snap: default
+    assert status == 0, err
+    with open(tmp_path / "snapped" / "pt13" / "candidates.csv") as f:
+        rows = list(csv.DictReader(f))
+    methods = [r["method"] for r in rows]
+    assert methods.count("deepstruc") == 2 and methods.count("deepstruc+library") >= 2
+    assert [float(r["rwp"]) for r in rows] == sorted(float(r["rwp"]) for r in rows)
+    library_best = next(r for r in rows if r["method"] == "deepstruc+library")  # the exact icosahedron
+    assert library_best["motif"] == "icosahedral" and library_best["n_atoms"] == "13"
+    assert float(library_best["rwp"]) < 0.02
     # 'all' also runs the other routes whose weights are shipped; this checks mining + DeepStruc
     shipped = pdfsolve.models.weights.shipped_weights
     monkeypatch.setattr(pdfsolve.models.weights, "shipped_weights",
                         lambda name: None if name in ("cvae", "dae", "cbldm", "fingerprint") else shipped(name))
-    status, out, err = run_cli([*argv, "--weights", weights, "--method", "all", "-o", tmp_path / "all"], capsys)
+    status, out, err = run_cli([*argv, "--weights", weights, "--method", "all", "--no-snap", "-o", tmp_path / "all"],
+                               capsys)
     assert status == 0, err
     summary = json.loads((tmp_path / "all" / "pt13" / "summary.json").read_text())
     library = summary["n_candidates"] - 2  # the library clusters of 10-16 atoms, then the 2 DeepStruc samples
@@ -160,7 +171,7 @@ def test_merged_ranking_orders_every_route_by_rwp(ico13, target):
         merge_ranked([])
 
 
-def test_snapping_adds_the_nearest_library_clusters(ico13, target, tmp_path, monkeypatch):
+def test_snapping_adds_the_nearest_library_clusters_and_those_of_the_same_size(ico13, target, tmp_path, monkeypatch):
     from pdfsolve.classify import MotifClassifier
     from pdfsolve.routes.mine import cached_library
 
@@ -171,11 +182,18 @@ def test_snapping_adds_the_nearest_library_clusters(ico13, target, tmp_path, mon
     plain = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier)
     snapped = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier,
                     snap=True)
-    assert len(plain.candidates) == 2 and len(snapped.candidates) == 3  # both samples chose the same cluster
-    extra = snapped.candidates[2]
     k = plain.candidates[0].info["nearest_index"]
-    assert extra.info["method"] == "deepstruc+library" and extra.info["motif"] == "icosahedral"
-    np.testing.assert_array_equal(extra.positions, library[k].positions)
+    same_size = [i for i, atoms in enumerate(library) if len(atoms) == 13 and i != k]
+    assert len(same_size) >= 2  # the 13-atom library: icosahedron, cuboctahedron, decahedron, ...
+    # both samples chose the same nearest cluster; then every other 13-atom library cluster, in library order
+    assert len(plain.candidates) == 2 and len(snapped.candidates) == 3 + len(same_size)
+    extra = snapped.candidates[2:]
+    assert all(a.info["method"] == "deepstruc+library" for a in extra)
+    assert extra[0].info["motif"] == "icosahedral"
+    assert extra[0].info["motif_distance"] == plain.candidates[0].info["motif_distance"]
+    assert all("motif_distance" not in a.info for a in extra[1:])
+    for atoms, i in zip(extra, [k, *same_size]):
+        np.testing.assert_array_equal(atoms.positions, library[i].positions)
     assert "method" not in library[k].info or library[k].info["method"] != "deepstruc+library"  # a copy
     best = snapped.ranked_structure(0)
     assert best.info["method"] == "deepstruc+library" and best.info["rwp"] < 0.02 < float(plain.refinement.rwp.min())

@@ -95,7 +95,7 @@ def test_solve_command_with_distance_weights(fcc19, target, tmp_path, capsys, mo
                     weights)
         status, out, err = run_cli(["solve", data, "-o", tmp_path / name, "--method", name, "--samples", "4",
                                     "--widen", "1", "2", "--refine", "2", "--element", "Pt", "--top", "1",
-                                    "--min-atoms", "15", "--max-atoms", "20", "--weights", weights], capsys)
+                                    "--min-atoms", "15", "--max-atoms", "20", "--weights", weights, "--no-snap"], capsys)
         assert status == 0, err
         summary = json.loads((tmp_path / name / "pt19" / "summary.json").read_text())
         assert summary["method"] == name and summary["n_candidates"] == (2 if name == "cvae" else 1)

@@ -85,13 +85,19 @@ class MotifClassifier:
             out.append(motif)
         return out
 
-    def nearest_clusters(self, clusters) -> list:
-        """Copies of the distinct library clusters nearest to ``clusters`` (labelled by :meth:`label` first), in
-        order of first appearance, each with ``info["motif_distance"]`` of the cluster that chose it."""
+    def snap_clusters(self, clusters) -> list:
+        """Copies of the distinct library clusters that ``clusters`` (labelled by :meth:`label` first) lead to: the
+        nearest of each by fingerprint, then every library cluster with the atom count of one of them, in order of
+        first appearance. A nearest one carries ``info["motif_distance"]``, that of the cluster that chose it.
+        """
         chosen = {}
         for atoms in clusters:
             k = atoms.info["nearest_index"]
             if k not in chosen:
                 chosen[k] = self.library[k].copy()
                 chosen[k].info["motif_distance"] = atoms.info["motif_distance"]
+        sizes = {len(atoms) for atoms in clusters}
+        for k, atoms in enumerate(self.library):
+            if len(atoms) in sizes and k not in chosen:
+                chosen[k] = atoms.copy()
         return list(chosen.values())

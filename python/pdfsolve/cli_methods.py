@@ -44,9 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="CbLDM: affinities sampled, recovered and screened")
     group.add_argument("--steps", type=int, default=20,
                        help="CbLDM: sampler steps from the accelerated start (0: decode the prior's latent)")
-    group.add_argument("--snap", action="store_true",
-                       help="DeepStruc: also refine the library cluster nearest to each refined sample (a hybrid "
-                            "with mining; those candidates' method reads 'deepstruc+library')")
+    group.add_argument("--snap", action=argparse.BooleanOptionalAction, default=True,
+                       help="generative methods: also refine the library clusters the refined samples lead "
+                            "to, the nearest to each and all of the same atom counts (a hybrid with mining; those "
+                            "candidates' method reads e.g. 'deepstruc+library'; not with 'all', whose mining "
+                            "refines the whole library); --no-snap: the model's own clusters only")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -79,12 +81,16 @@ def describe(args: argparse.Namespace, elements) -> str:
     if args.method == "mine":
         return library
     if args.method == "fingerprint":
-        return f"fingerprint cVAE, {args.fingerprints} fingerprints generated and inverted, {elements[0]}"
-    model = {"deepstruc": "DeepStruc", "cvae": "distance CVAE", "dae": "distance DAE", "cbldm": "CbLDM"}.get(
-        args.method, "DeepStruc")
-    sampled = (f"{model}, {args.samples} samples at widening {args.widen}, {elements[0]}"
-               + (", snapped to the library" if args.snap else ""))
-    return sampled if args.method in GENERATIVE else f"{library}; {sampled}"
+        sampled = f"fingerprint cVAE, {args.fingerprints} fingerprints generated and inverted"
+    elif args.method == "cbldm":
+        sampled = f"CbLDM, {args.affinities} affinities, {args.steps} sampler steps"
+    else:
+        model = {"cvae": "distance CVAE", "dae": "distance DAE"}.get(args.method, "DeepStruc")
+        sampled = f"{model}, {args.samples} samples at widening {args.widen}"
+    sampled += f", {elements[0]}"
+    if args.method not in GENERATIVE:
+        return f"{library}; {sampled}"
+    return sampled + (", snapped to the library" if args.snap else "")
 
 
 def solver(args: argparse.Namespace):
@@ -102,32 +108,28 @@ def solver(args: argparse.Namespace):
     def solve_mine(target, elements):
         return mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
 
-    def sampled(name, weights):
+    def sampled(name, weights, snap):
         model, _ = load_weights(weights, name)
+        solve_route = {"deepstruc": deepstruc.solve, "cvae": cvae.solve, "dae": cvae.solve, "cbldm": cbldm.solve,
+                       "fingerprint": fingerprint.solve}[name]
+        options = {"cbldm": {"k": args.affinities, "steps": args.steps},
+                   "fingerprint": {"k": args.fingerprints}}.get(name, {"k": args.samples, "widen": args.widen})
 
         def solve_sampled(target, elements):
             classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
-            if name == "cbldm":
-                return cbldm.solve(target, model, k=args.affinities, steps=args.steps, n_refine=args.refine,
-                                   element=elements[0], classifier=classifier, snap=args.snap)
-            if name == "fingerprint":
-                return fingerprint.solve(target, model, k=args.fingerprints, n_refine=args.refine,
-                                         element=elements[0], classifier=classifier, snap=args.snap)
-            if name == "deepstruc":
-                return deepstruc.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
-                                       element=elements[0], classifier=classifier, snap=args.snap)
-            return cvae.solve(target, model, k=args.samples, widen=args.widen, n_refine=args.refine,
-                              element=elements[0], classifier=classifier)
+            return solve_route(target, model, n_refine=args.refine, element=elements[0], classifier=classifier,
+                               snap=snap, **options)
 
         return solve_sampled
 
     if args.method == "mine":
         return solve_mine
     if args.method in GENERATIVE:
-        return sampled(args.method, args.weights)
-    routes = {"mine": solve_mine, "deepstruc": sampled("deepstruc", args.weights)}
+        return sampled(args.method, args.weights, args.snap)
+    # mining refines the whole library: no route snaps to it again
+    routes = {"mine": solve_mine, "deepstruc": sampled("deepstruc", args.weights, False)}
     optional = ("cvae", "dae", "cbldm", "fingerprint")
-    routes.update({name: sampled(name, None) for name in optional if shipped_weights(name) is not None})
+    routes.update({name: sampled(name, None, False) for name in optional if shipped_weights(name) is not None})
 
     def solve_all(target, elements):
         """Every route's ranking, merged; a route that finds no usable candidate is skipped with a warning."""

@@ -8,7 +8,6 @@ MIN_DISTANCE are dropped, the rest screened, labelled, refined and ranked.
 from __future__ import annotations
 
 import ase
-import torch
 
 from ..classify import UNKNOWN, MotifClassifier
 from ..models import DeepStruc

@@ -6,9 +6,10 @@
    with the data after the best scale; the ``n_refine`` lowest Rwp go on (:func:`screen`).
 3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
    expansion, U_iso) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
-4. Optionally (``snap``), the library clusters nearest to the screened ones join the refinement and ranking, marked
-   ``method = ROUTE+library``: the model proposes, the library supplies exact geometries of what it proposed (a
-   hybrid of the route and cluster mining, refining tens of library clusters instead of thousands).
+4. Optionally (``snap``), library clusters join the refinement and ranking, marked ``method = ROUTE+library``: the
+   nearest (by fingerprint) to each screened cluster, and every library cluster with the atom count of a screened
+   one. The model proposes sizes and shapes, the library supplies exact geometries of them: a hybrid of the route
+   and cluster mining that refines tens of library clusters instead of thousands.
 
 Each stage's wall time is kept in the result's ``seconds`` ("sample" for the route's own proposal step).
 """
@@ -112,7 +113,7 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
     if classifier is not None:
         clock("classify", classifier.label, kept)
     if snap:
-        library = classifier.nearest_clusters(kept)
+        library = classifier.snap_clusters(kept)
         for atoms in library:
             atoms.info["method"] = f"{method}+library"
         kept = kept + library
