@@ -15,7 +15,7 @@ from pdfsolve.models.weights import file_sha256, load_model
 from pdfsolve.routes import write_outputs
 from pdfsolve.routes.ranking import merge_ranked, rank_candidates
 from pdfsolve.routes.deepstruc import propose, solve
-from pdfsolve.routes.sampling import closest_distance
+from pdfsolve.routes.sampling import closest_distance, decoded_clusters, screen_and_rank
 from pdfsolve.structures import motifs
 from pdfsolve.target import Target
 from pdfsolve.training.checkpoint import save_atomic
@@ -69,10 +69,11 @@ def test_samples_are_screened_refined_ranked_and_written(ico13, target, tmp_path
     assert json.loads((tmp_path / "summary.json").read_text())["top"][0]["n_atoms"] == 13
 
 
-def test_clusters_with_coincident_atoms_are_dropped(ico13, target):
+def test_clusters_with_coincident_atoms_are_set_aside(ico13, target):
     crowded = ico13.copy()
     crowded[1] = crowded[0] + 0.3
-    assert propose(decoding(crowded), target, 3) == []
+    proposed = propose(decoding(crowded), target, 3)
+    assert [(len(a), a.info["physical"], a.info["sample"]) for a in proposed] == [(13, False, s) for s in range(3)]
     pos = torch.zeros(3, 13, 3, dtype=torch.float64)
     pos[0], pos[1], pos[2, :4] = torch.as_tensor(ico13), torch.as_tensor(crowded), torch.as_tensor(ico13[:4])
     mask = torch.arange(13)[None] < torch.tensor([[13], [13], [1]])
@@ -199,6 +200,30 @@ def test_snapping_adds_the_nearest_library_clusters_and_those_of_the_same_size(i
     assert best.info["method"] == "deepstruc+library" and best.info["rwp"] < 0.02 < float(plain.refinement.rwp.min())
     with pytest.raises(ValueError, match="needs a motif classifier"):
         solve(target, decoding(rattled), k=2, element="Pt", snap=True)
+
+
+def test_without_a_physical_sample_snapping_refines_the_library_clusters_of_its_size(ico13, target, tmp_path,
+                                                                                     monkeypatch):
+    from pdfsolve.classify import MotifClassifier
+    from pdfsolve.routes.mine import cached_library
+
+    monkeypatch.setenv("PDFSOLVE_CACHE", str(tmp_path / "cache"))
+    library = cached_library(["Pt"], 10, 16)
+    crowded = ico13.copy()
+    crowded[1] = crowded[0] + 0.3  # every sample has a pair 0.52 Angstrom apart: none is refined
+    snapped = solve(target, decoding(crowded), k=4, widen=(1.0,), n_refine=2, element="Pt",
+                    classifier=MotifClassifier(library), snap=True)
+    assert [len(a) for a in snapped.candidates] == [len(a) for a in library if len(a) == 13]
+    assert all(a.info["method"] == "deepstruc+library" for a in snapped.candidates)
+    best = snapped.ranked_structure(0)
+    assert best.info["motif"] == "icosahedral" and best.info["rwp"] < 0.02
+    one_atom = torch.zeros(4, dtype=torch.long)  # a count head that says one atom: no size leads to the library
+    with pytest.raises(ValueError, match="none of the decoded clusters"):
+        screen_and_rank(target, lambda: decoded_clusters(torch.zeros(2, 1, 3), one_atom[:2], "Pt", "x"), "x",
+                        classifier=MotifClassifier(library), snap=True)
+    with pytest.raises(ValueError, match=r"no library cluster has their atom counts \[2\]"):
+        screen_and_rank(target, lambda: decoded_clusters(torch.zeros(2, 2, 3), one_atom[:2] + 2, "Pt", "x"), "x",
+                        classifier=MotifClassifier(library), snap=True)
 
 
 def test_shipped_weights_match_their_record_and_solve_an_icosahedron(tmp_path, monkeypatch):

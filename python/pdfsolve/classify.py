@@ -85,10 +85,10 @@ class MotifClassifier:
             out.append(motif)
         return out
 
-    def snap_clusters(self, clusters) -> list:
-        """Copies of the distinct library clusters that ``clusters`` (labelled by :meth:`label` first) lead to: the
-        nearest of each by fingerprint, then every library cluster with the atom count of one of them, in order of
-        first appearance. A nearest one carries ``info["motif_distance"]``, that of the cluster that chose it.
+    def snap_clusters(self, clusters, sizes=()) -> list:
+        """Copies of the distinct library clusters nearest to each of ``clusters`` (labelled by :meth:`label`
+        first), then of every library cluster whose atom count is in ``sizes``, in that order. A nearest one carries
+        ``info["motif_distance"]``, that of the cluster that chose it.
         """
         chosen = {}
         for atoms in clusters:
@@ -96,7 +96,6 @@ class MotifClassifier:
             if k not in chosen:
                 chosen[k] = self.library[k].copy()
                 chosen[k].info["motif_distance"] = atoms.info["motif_distance"]
-        sizes = {len(atoms) for atoms in clusters}
         for k, atoms in enumerate(self.library):
             if len(atoms) in sizes and k not in chosen:
                 chosen[k] = atoms.copy()

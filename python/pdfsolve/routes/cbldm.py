@@ -14,13 +14,13 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import UNKNOWN, MotifClassifier
+from ..classify import MotifClassifier
 from ..models import CbLDM
 from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates, separate_atoms
 from ..structures.radii import METALS, bond_length
 from ..target import Target
 from .ranking import RankedCandidates
-from .sampling import physical, screen_and_rank
+from .sampling import decoded_clusters, screen_and_rank
 
 #: Smallest interatomic distance of the refit, in bond lengths of the element (2 metallic radii).
 SEPARATION = 0.85
@@ -30,8 +30,8 @@ SEPARATION_ITERATIONS = 60
 
 def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str = "Au", eta: float = 1.0,
             start: str = "prior") -> list[ase.Atoms]:
-    """Clusters of ``element`` recovered from ``k`` sampled affinities (fit, then refit with atoms apart): two or
-    more atoms, none closer than MIN_DISTANCE; each carries ``info``: motif "unknown", method "cbldm", its sample index and the fit's misfit."""
+    """Clusters of ``element`` recovered from ``k`` sampled affinities (fit, then refit with atoms apart), each with
+    ``info`` of :func:`pdfsolve.routes.sampling.decoded_clusters` (method "cbldm", the fit's ``misfit``)."""
     w = model.sample(target.r, target.g[None], k, steps=steps, start=start, eta=eta).double().cpu()
     _, mask = affinity_from_matrix(w, "affinity", model.params.sigma)
     fit = laplacian_to_coordinates(w, "affinity", model.params.sigma, mask=mask)
@@ -39,12 +39,7 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
                          maxiter=SEPARATION_ITERATIONS)
     first = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real atoms first, in their order
     pos, n_atoms = fit.x.gather(1, first[..., None].expand(-1, -1, 3)), mask.sum(1)
-    out = []
-    for s in physical(pos, n_atoms).tolist():
-        atoms = ase.Atoms([element] * int(n_atoms[s]), positions=pos[s, :int(n_atoms[s])].numpy())
-        atoms.info.update(motif=UNKNOWN, method="cbldm", sample=s, misfit=float(fit.loss[s]))
-        out.append(atoms)
-    return out
+    return decoded_clusters(pos, n_atoms, element, "cbldm", misfit=fit.loss)
 
 
 def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: str = "prior", n_refine: int = 50,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import UNKNOWN, MotifClassifier
+from ..classify import MotifClassifier
 from ..geometry import pair_distances
 from ..models.distance_cvae import Decoded, DistanceCVAE
 from ..models.losses import first_atoms_mask
@@ -20,7 +20,7 @@ from ..reconstruct.trilateration import trilaterate
 from ..structures.radii import METALS, bond_length
 from ..target import Target
 from .ranking import RankedCandidates
-from .sampling import physical, screen_and_rank
+from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma (as DeepStruc's route).
 WIDEN = (1.0, 3.0, 5.0)
@@ -53,19 +53,12 @@ def to_clusters(decoded: Decoded, points: torch.Tensor, bond) -> tuple[torch.Ten
 def propose(model: DistanceCVAE, target: Target, k: int, widen=WIDEN, element: str = "Au",
             method: str = "cvae") -> list[ase.Atoms]:
     """Trilaterated clusters of ``element`` decoded from the prior of the target's PDF (``k`` in all, split over the
-    widening factors; the DAE decodes its prior mean once), of two or more atoms, none closer than MIN_DISTANCE.
-
-    Each carries ``info``: motif "unknown", ``method``, its widening factor and its sample index.
+    widening factors; the DAE decodes its prior mean once), each with ``info`` of
+    :func:`pdfsolve.routes.sampling.decoded_clusters` (``method``, its ``widen``).
     """
     decoded = model.sample(target.r, target.g, -(-k // max(len(widen), 1)), widen)
     pos, _ = to_clusters(decoded, model.points, bond_length(element))
-    out = []
-    for s in physical(pos, decoded.n_atoms).tolist():
-        n = int(decoded.n_atoms[s])
-        atoms = ase.Atoms([element] * n, positions=pos[s, :n].numpy())
-        atoms.info.update(motif=UNKNOWN, method=method, widen=float(decoded.widen[s]), sample=s)
-        out.append(atoms)
-    return out
+    return decoded_clusters(pos, decoded.n_atoms, element, method, widen=decoded.widen)
 
 
 def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, n_refine: int = 50,

@@ -3,38 +3,28 @@
 ``k`` latents, split evenly over the widening factors of the prior's sigma (the paper's 3, 5, 7), are decoded in
 one batch; each cluster takes the count head's most likely atom count (:meth:`pdfsolve.models.DeepStruc.sample`).
 Then the loop shared by every generative route (:mod:`pdfsolve.routes.sampling`): clusters with atoms closer than
-MIN_DISTANCE are dropped, the rest screened, labelled, refined and ranked.
+MIN_DISTANCE are set aside, the rest screened, labelled, refined and ranked.
 """
 from __future__ import annotations
 
 import ase
 
-from ..classify import UNKNOWN, MotifClassifier
+from ..classify import MotifClassifier
 from ..models import DeepStruc
 from ..structures.radii import METALS
 from ..target import Target
 from .ranking import RankedCandidates
-from .sampling import physical, screen_and_rank
+from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma used by the paper.
 WIDEN = (3.0, 5.0, 7.0)
 
 
 def propose(model: DeepStruc, target: Target, k: int, widen=WIDEN, element: str = "Au") -> list[ase.Atoms]:
-    """Decoded clusters of ``element`` (``k`` in all, ceil(k / len(widen)) per widening factor) of two or more atoms,
-    none closer than MIN_DISTANCE.
-
-    Each carries ``info``: motif "unknown", method "deepstruc", its widening factor and its sample index.
-    """
+    """Decoded clusters of ``element`` (``k`` in all, ceil(k / len(widen)) per widening factor), each with ``info``
+    of :func:`pdfsolve.routes.sampling.decoded_clusters` (method "deepstruc", its ``widen``)."""
     samples = model.sample(target.r, target.g, -(-k // max(len(widen), 1)), widen)
-    pos = samples.pos.detach().cpu()
-    out = []
-    for s in physical(pos, samples.n_atoms.cpu()).tolist():
-        n = int(samples.n_atoms[s])
-        atoms = ase.Atoms([element] * n, positions=pos[s, :n].double().numpy())
-        atoms.info.update(motif=UNKNOWN, method="deepstruc", widen=float(samples.widen[s]), sample=s)
-        out.append(atoms)
-    return out
+    return decoded_clusters(samples.pos, samples.n_atoms, element, "deepstruc", widen=samples.widen)
 
 
 def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, n_refine: int = 50,

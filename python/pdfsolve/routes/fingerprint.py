@@ -12,22 +12,20 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import UNKNOWN, MotifClassifier
+from ..classify import MotifClassifier
 from ..models.fingerprint_cvae import FingerprintCVAE
 from ..reconstruct.fingerprint import invert_fingerprint
 from ..structures.radii import METALS, bond_length
 from ..target import Target
 from .ranking import RankedCandidates
-from .sampling import physical, screen_and_rank
+from .sampling import decoded_clusters, screen_and_rank
 
 
 def propose(model: FingerprintCVAE, target: Target, k: int, element: str = "Au", n_starts: int = 8,
             n_hops: int = 3, seed: int = 0) -> list[ase.Atoms]:
-    """Clusters of ``element`` inverted from ``k`` fingerprints generated for the target's PDF, of two or more
-    atoms, none closer than MIN_DISTANCE.
-
-    Each carries ``info``: motif "unknown", method "fingerprint", its sample index and inversion ``loss``
-    (about the mean squared relative error of its fingerprint).
+    """Clusters of ``element`` inverted from ``k`` fingerprints generated for the target's PDF, each with ``info``
+    of :func:`pdfsolve.routes.sampling.decoded_clusters` (method "fingerprint", the inversion ``loss``: about the
+    mean squared relative error of its fingerprint).
     """
     if model.params.condition != "pdf":
         raise ValueError(f"the fingerprint route needs a PDF-conditioned model, not condition "
@@ -39,13 +37,7 @@ def propose(model: FingerprintCVAE, target: Target, k: int, element: str = "Au",
         fingerprints = model.sample(c, k, generator)[0]
     inverted = invert_fingerprint(fingerprints, n, n_starts=n_starts, n_hops=n_hops,
                                   bond_length=bond_length(element), seed=seed)
-    counts = torch.full((k,), n)
-    out = []
-    for s in physical(inverted.x, counts).tolist():
-        atoms = ase.Atoms([element] * n, positions=inverted.x[s, :n].numpy())
-        atoms.info.update(motif=UNKNOWN, method="fingerprint", sample=s, loss=float(inverted.loss[s]))
-        out.append(atoms)
-    return out
+    return decoded_clusters(inverted.x, torch.full((k,), n), element, "fingerprint", loss=inverted.loss)
 
 
 def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, n_refine: int = 50, element: str = "Au",

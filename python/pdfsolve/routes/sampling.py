@@ -1,14 +1,14 @@
 """The loop every generative route shares: decoded clusters are filtered, screened, labelled, refined and ranked.
 
-1. A route proposes clusters (``ase.Atoms``, decoded from its model's samples); those with two atoms closer than
-   :data:`MIN_DISTANCE` are dropped (:func:`physical`).
+1. A route proposes clusters (``ase.Atoms``, decoded from its model's samples, :func:`decoded_clusters`); those
+   with two atoms closer than :data:`MIN_DISTANCE` are set aside (:func:`physical`).
 2. Screening: the G(r) of every cluster (engine, fast mode, one batch, the target's Q range and r grid) is compared
    with the data after the best scale; the ``n_refine`` lowest Rwp go on (:func:`screen`).
 3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
    expansion, U_iso) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
 4. Optionally (``snap``), library clusters join the refinement and ranking, marked ``method = ROUTE+library``: the
    nearest (by fingerprint) to each screened cluster, and every library cluster with the atom count of a screened
-   one. The model proposes sizes and shapes, the library supplies exact geometries of them: a hybrid of the route
+   one (of the best-fitting set-aside ones, when no decoded cluster is physical). The model proposes sizes and shapes, the library supplies exact geometries of them: a hybrid of the route
    and cluster mining that refines tens of library clusters instead of thousands.
 
 Each stage's wall time is kept in the result's ``seconds`` ("sample" for the route's own proposal step).
@@ -22,7 +22,7 @@ import ase
 import numpy as np
 import torch
 
-from ..classify import MotifClassifier
+from ..classify import UNKNOWN, MotifClassifier
 from ..engine import ClusterBatch, simulate_pdf
 from ..geometry import pair_distances
 from ..metrics import rwp
@@ -64,6 +64,27 @@ def physical(pos: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(ok & (n_atoms >= 2)).flatten()
 
 
+def decoded_clusters(pos: torch.Tensor, n_atoms: torch.Tensor, element: str, method: str,
+                     **per_sample) -> list[ase.Atoms]:
+    """One ``ase.Atoms`` of ``element`` per cluster of a decoded batch, in batch order: the first ``n_atoms`` (B,)
+    positions (B, N, 3) [Angstrom] of each (clusters of no atom are left out).
+
+    Each carries ``info``: motif "unknown", ``method``, ``sample`` (its index in the batch), ``physical``
+    (:func:`physical`: finite, two or more atoms, none closer than MIN_DISTANCE) and, for each keyword, its entry of
+    that (B,) sequence (e.g. ``widen=`` the widening factors).
+    """
+    pos, n_atoms = pos.detach().cpu(), n_atoms.detach().cpu()
+    usable = set(physical(pos, n_atoms).tolist())
+    out = []
+    for s, n in enumerate(n_atoms.tolist()):
+        if n >= 1:
+            atoms = ase.Atoms([element] * n, positions=pos[s, :n].double().numpy())
+            atoms.info.update(motif=UNKNOWN, method=method, sample=s, physical=s in usable,
+                              **{name: float(values[s]) for name, values in per_sample.items()})
+            out.append(atoms)
+    return out
+
+
 def screen(candidates: list[ase.Atoms], target: Target, keep: int) -> list[ase.Atoms]:
     """The ``keep`` candidates whose simulated G(r) (fast mode, one batch) best matches the data after the best
     scale (lowest Rwp), best first."""
@@ -93,12 +114,15 @@ class Clock:
 def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
                     classifier: MotifClassifier | None = None, snap: bool = False,
                     chunk_size: int = 512) -> RankedCandidates:
-    """Steps 1-4 of the module doc: ``propose()`` returns the route's decoded clusters (already free of atoms
-    closer than MIN_DISTANCE, see :func:`physical`); they are screened to ``n_refine``, labelled, refined, ranked,
-    with their nearest library clusters when ``snap``.
+    """Steps 1-4 of the module doc: ``propose()`` returns the route's decoded clusters (:func:`decoded_clusters`);
+    the physical ones are screened to ``n_refine``, labelled, refined and ranked, with the library clusters they lead
+    to when ``snap``. When none is physical, ``snap`` still refines the library clusters with the atom counts of the
+    ``n_refine`` finite decoded clusters that fit best before refinement (a model can get the size right and the
+    geometry wrong).
 
     Raises:
-        ValueError: ``n_refine`` < 1, no cluster was proposed, or ``snap`` without a classifier.
+        ValueError: ``n_refine`` < 1, ``snap`` without a classifier, no physical decoded cluster (without ``snap``),
+            or nothing to refine.
     """
     if n_refine < 1:
         raise ValueError(f"n_refine must be >= 1, got {n_refine}")
@@ -106,15 +130,23 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
         raise ValueError("snapping to the library needs a motif classifier")
     clock = Clock()
     proposed = clock("sample", propose)
-    if not proposed:
+    usable = [atoms for atoms in proposed if atoms.info["physical"]]
+    finite = [atoms for atoms in proposed if len(atoms) >= 2 and np.isfinite(atoms.positions).all()]
+    if usable:
+        kept = sized = clock("screen", screen, usable, target, n_refine)
+        if classifier is not None:
+            clock("classify", classifier.label, kept)
+    elif snap and finite:
+        kept, sized = [], clock("screen", screen, finite, target, n_refine)
+    else:
         raise ValueError(f"{method}: none of the decoded clusters is free of atoms closer than {MIN_DISTANCE} "
                          "Angstrom")
-    kept = clock("screen", screen, proposed, target, n_refine)
-    if classifier is not None:
-        clock("classify", classifier.label, kept)
     if snap:
-        library = classifier.snap_clusters(kept)
+        library = classifier.snap_clusters(kept, {len(atoms) for atoms in sized})
         for atoms in library:
             atoms.info["method"] = f"{method}+library"
         kept = kept + library
+    if not kept:
+        raise ValueError(f"{method}: no decoded cluster is free of atoms closer than {MIN_DISTANCE} Angstrom, and no "
+                         f"library cluster has their atom counts {sorted({len(a) for a in sized})}")
     return rank_candidates(target, kept, method, chunk_size=chunk_size, seconds=clock.seconds)
