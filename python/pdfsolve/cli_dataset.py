@@ -3,10 +3,12 @@
 The library comes from :func:`pdfsolve.structures.build_library` (a preset or elements and a size range), the
 PDFs from :func:`pdfsolve.datasets.build_dataset` (see there for the file layout). Rerunning the same command in
 the same directory resumes an interrupted build (complete shards are kept); other settings there are refused.
+With ``--scheduler`` or ``--workers`` both run on a Dask cluster (see docs/screening.md); the dataset is the same.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import numpy as np
 
@@ -62,6 +64,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             "same construction at a time; default: 0.8 0.1 0.1)")
     build.add_argument("--mode", choices=("fast", "exact"), default="fast",
                        help="Debye sum: 'fast' Gaussian gridding or the 'exact' pair sum (default: fast)")
+    build.add_argument("--scheduler", metavar="ADDRESS",
+                       help="address of a running Dask scheduler (tcp://host:port) whose workers generate the "
+                            "library and write the shards (they must see OUT, e.g. on a shared file system); "
+                            "default: this process alone")
+    build.add_argument("--workers", type=int, metavar="N",
+                       help="start a local Dask cluster of N worker processes (one thread each) for the build "
+                            "(default: none, this process alone)")
     build.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return dataset
 
@@ -86,10 +95,25 @@ def _check(args: argparse.Namespace) -> None:
     fractions = np.asarray(args.fractions, dtype=float)
     if not (np.isfinite(fractions).all() and (fractions >= 0).all() and np.isclose(fractions.sum(), 1.0)):
         raise ValueError(f"--fractions must be three non-negative numbers summing to 1, got {args.fractions}")
+    if args.scheduler is not None or args.workers is not None:
+        from .screening.campaign import check_cluster
+
+        check_cluster(args.scheduler, args.workers)
 
 
-def library(args: argparse.Namespace) -> list:
-    """The clusters selected by ``--preset``, ``--element``, ``--min-atoms`` and ``--max-atoms``."""
+def _client(args: argparse.Namespace):
+    """A context giving the ``distributed.Client`` of ``--scheduler`` or of a local cluster of ``--workers``
+    processes, or None (a serial build) when neither is given."""
+    if args.scheduler is None and args.workers is None:
+        return contextlib.nullcontext()
+    from .screening.campaign import dask_client
+
+    return dask_client(args.scheduler, args.workers)
+
+
+def library(args: argparse.Namespace, client=None) -> list:
+    """The clusters selected by ``--preset``, ``--element``, ``--min-atoms`` and ``--max-atoms`` (geometries generated
+    on ``client``'s Dask cluster when given)."""
     from .structures import PRESETS, build_library
 
     if args.preset is None:
@@ -97,14 +121,14 @@ def library(args: argparse.Namespace) -> list:
         hi = DEFAULT_MAX_ATOMS if args.max_atoms is None else args.max_atoms
         if lo > hi:
             raise ValueError(f"need --min-atoms <= --max-atoms, got {lo} and {hi}")
-        return build_library(args.element, min_atoms=lo, max_atoms=hi)
+        return build_library(args.element, min_atoms=lo, max_atoms=hi, client=client)
     preset = PRESETS[args.preset]
     outside = sorted(set(args.element or ()) - set(preset["elements"]))
     if outside:
         raise ValueError(f"the {args.preset} preset has no {outside}; its metals: {' '.join(preset['elements'])}")
     lo = preset["min_atoms"] if args.min_atoms is None else args.min_atoms
     hi = preset["max_atoms"] if args.max_atoms is None else args.max_atoms
-    clusters = build_library(preset=args.preset)
+    clusters = build_library(preset=args.preset, client=client)
     keep = set(args.element or preset["elements"])
     return [a for a in clusters if a.info["elements"] in keep and lo <= len(a) <= hi]
 
@@ -114,16 +138,20 @@ def run(args: argparse.Namespace) -> None:
     from . import datasets
 
     _check(args)
-    clusters = library(args)
-    if not clusters:
-        raise ValueError("the selection holds no clusters; widen --element, --min-atoms or --max-atoms")
-    elements = sorted({a.info["elements"] for a in clusters})
-    sizes = [len(a) for a in clusters]
-    print(f"library: {len(clusters)} clusters, {len(elements)} metal(s) ({' '.join(elements)}), "
-          f"{min(sizes)}-{max(sizes)} atoms" + (f", preset {args.preset}" if args.preset else ""))
-    ranges = getattr(datasets, PARAMS[args.params][0])
-    manifest = datasets.build_dataset(clusters, args.out, ranges, seed=args.seed, fractions=tuple(args.fractions),
-                                      shard_size=args.shard_size, mode=args.mode, progress=args.progress)
+    with _client(args) as client:
+        if client is not None:
+            print(f"dask: scheduler {client.scheduler.address}, {len(client.nthreads())} worker(s)")
+        clusters = library(args, client)
+        if not clusters:
+            raise ValueError("the selection holds no clusters; widen --element, --min-atoms or --max-atoms")
+        elements = sorted({a.info["elements"] for a in clusters})
+        sizes = [len(a) for a in clusters]
+        print(f"library: {len(clusters)} clusters, {len(elements)} metal(s) ({' '.join(elements)}), "
+              f"{min(sizes)}-{max(sizes)} atoms" + (f", preset {args.preset}" if args.preset else ""))
+        ranges = getattr(datasets, PARAMS[args.params][0])
+        manifest = datasets.build_dataset(clusters, args.out, ranges, seed=args.seed,
+                                          fractions=tuple(args.fractions), shard_size=args.shard_size,
+                                          mode=args.mode, progress=args.progress, client=client)
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
     n_shards = sum(len(s) for s in manifest["shards"].values())
     print(f"dataset: {manifest['n_structures']} PDFs ({counts}) in {n_shards} shard(s) -> {args.out}")

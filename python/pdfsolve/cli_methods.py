@@ -93,6 +93,13 @@ def describe(args: argparse.Namespace, elements) -> str:
     return sampled + (", snapped to the library" if args.snap else "")
 
 
+def libraries_read(args: argparse.Namespace, elements) -> list[tuple[str, ...]]:
+    """The metals of each cluster library :func:`solver` reads for an input of ``elements``: mining's, of all of
+    them (--method mine or all), and the motif classifier's, of the first (any other method)."""
+    needed = [tuple(sorted(elements))] if args.method in ("mine", "all") else []
+    return needed + ([(elements[0],)] if args.method != "mine" else [])
+
+
 def solver(args: argparse.Namespace):
     """``solve(target, elements) -> RankedCandidates`` for the options (models are loaded once). 'all' merges the
     rankings of mining, DeepStruc and the distance, CbLDM and fingerprint models whose weights are shipped

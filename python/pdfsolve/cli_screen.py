@@ -17,8 +17,10 @@ def add_parsers(subparsers, solve_options: argparse.ArgumentParser) -> None:
                     "CPU core, or --workers) or the scheduler at --scheduler (workers must see the same files, "
                     "e.g. on a shared file system; see docs/screening.md for SLURM via dask-jobqueue). One row per "
                     "input goes to RESULTS/results.parquet (status, error, best motif, N, Rwp, seconds) and each "
-                    "input's outputs to RESULTS/<stem>/. Rerunning skips inputs already solved from the same "
-                    "content, so an interrupted campaign resumes; a failing input is recorded with its error.")
+                    "input's outputs to RESULTS/<stem>/. Cluster libraries missing from the cache ($PDFSOLVE_CACHE) "
+                    "are built once, on the cluster, before the solves. Rerunning skips inputs already solved from "
+                    "the same content, so an interrupted campaign resumes; a failing input is recorded with its "
+                    "error.")
     screen.add_argument("inputs", nargs="+", metavar="INPUT.gr", help="measured PDF file(s) G(r)")
     screen.add_argument("-o", "--out", required=True, metavar="RESULTS", help="results directory")
     screen.add_argument("--scheduler", metavar="ADDRESS",
@@ -45,7 +47,7 @@ def add_parsers(subparsers, solve_options: argparse.ArgumentParser) -> None:
 
 def run_screen(args: argparse.Namespace) -> None:
     """``pdfsolve screen``: see :func:`pdfsolve.screening.campaign.run_campaign`."""
-    from .screening.campaign import check_cluster, dask_client, plan_campaign, run_campaign
+    from .screening.campaign import check_cluster, dask_client, plan_campaign, prebuild_libraries, run_campaign
     from .screening.results import ResultsTable
 
     check_options(args)
@@ -54,6 +56,7 @@ def run_screen(args: argparse.Namespace) -> None:
     pending, counts = plan_campaign(args.inputs, table, args.method)
     if pending:
         with dask_client(args.scheduler, args.workers) as client:
+            prebuild_libraries(pending, args, client)
             run_campaign(pending, table, args, client, counts)
     table.flush()
     print(f"screen: {counts.solved} solved, {counts.failed} failed, {counts.skipped} already done "

@@ -13,7 +13,8 @@ cluster's ``atoms.info``), ``group`` (split group keys) and ``index`` (position 
 A shard is written to a temporary file and renamed when complete, so an interrupted build loses at most
 the shard in progress and a rerun with the same arguments resumes after the last complete shard.
 Every random draw of cluster ``i`` comes from ``numpy.random.default_rng([seed, i])``: the result does
-not depend on where a build was interrupted.
+not depend on where a build was interrupted, nor on whether the shards were built here or as tasks on a Dask
+cluster (``client``), each sent only its own clusters and written by its worker.
 """
 from __future__ import annotations
 
@@ -106,9 +107,41 @@ def _shard_complete(path: Path, size: int) -> bool:
         return False
 
 
+def _build_shard(path: Path, structures, keys, index, ranges: ParameterRanges, seed: int, mode: str, dtype) -> int:
+    """Simulate the clusters at ``index`` and write their shard to ``path``; returns the number of clusters.
+
+    ``structures`` and ``keys`` (split group keys) are indexed by cluster index: the whole lists, or dicts holding
+    this shard's clusters only (what a Dask task is sent)."""
+    atoms_list, r, g, drawn = _simulate(structures, index, ranges, seed, mode, dtype)
+    _write_shard(path, atoms_list, index, keys, r, g, drawn)
+    return len(index)
+
+
+def _build_on_cluster(client, pending, structures, keys, ranges: ParameterRanges, seed: int, mode: str, dtype,
+                      bar) -> None:
+    """Build each (path, index) shard of ``pending`` as one task on ``client``'s cluster, sent only its own clusters;
+    the worker writes the file (workers must see ``path``). ``bar`` advances as shards finish. Once every task has
+    ended, a RuntimeError names the shards that failed (a rerun resumes with them)."""
+    from distributed import as_completed
+
+    futures = {client.submit(_build_shard, path.absolute(), {i: structures[i] for i in index},
+                             {i: keys[i] for i in index}, index, ranges, seed, mode, dtype, pure=False): path
+               for path, index in pending}
+    failed = []
+    for future in as_completed(futures):
+        try:
+            bar.update(future.result())
+        except Exception as exc:  # noqa: BLE001 - every other shard still finishes, then the build fails
+            failed.append((futures[future], exc))
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(futures)} shard(s) failed (rerun the build to resume): "
+                           + "; ".join(f"{path}: {type(exc).__name__}: {exc}" for path, exc in failed)
+                           ) from failed[0][1]
+
+
 def build_dataset(structures, out_dir, ranges: ParameterRanges | None = None, *, seed: int = 0,
                   fractions=(0.8, 0.1, 0.1), shard_size: int = 1024, mode: str = "fast", dtype=torch.float32,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, client=None) -> dict:
     """Simulate the PDF of every structure and write the dataset to ``out_dir`` (see the module doc).
 
     Args:
@@ -119,6 +152,9 @@ def build_dataset(structures, out_dir, ranges: ParameterRanges | None = None, *,
         shard_size: clusters per HDF5 file.
         mode, dtype: engine mode and precision of the simulation (stored as float32).
         progress: show a progress bar.
+        client: a ``distributed.Client``: each incomplete shard is one task on its cluster, sent its own clusters,
+            and written by the worker (workers must see ``out_dir``, e.g. on a shared file system); the same data
+            as without. If shards fail, a RuntimeError naming them is raised once the others are written.
 
     Returns the manifest (also written to ``out_dir/manifest.json``). Rerunning with the same arguments
     skips complete shards; a different plan in an existing directory is refused.
@@ -139,14 +175,20 @@ def build_dataset(structures, out_dir, ranges: ParameterRanges | None = None, *,
         os.replace(tmp, manifest_path)
     total = sum(len(ix) for shards in plan["shards"].values() for ix in shards)
     with tqdm(total=total, desc="simulating PDFs", unit="cluster", disable=not progress) as bar:
+        pending = []
         for split, shards in plan["shards"].items():
             (out / split).mkdir(exist_ok=True)
             for k, index in enumerate(shards):
                 path = out / split / f"shard_{k:05d}.h5"
-                if not _shard_complete(path, len(index)):
-                    atoms_list, r, g, drawn = _simulate(structures, index, ranges, seed, mode, dtype)
-                    _write_shard(path, atoms_list, index, plan["keys"], r, g, drawn)
-                bar.update(len(index))
+                if _shard_complete(path, len(index)):
+                    bar.update(len(index))
+                else:
+                    pending.append((path, index))
+        if client is None:
+            for path, index in pending:
+                bar.update(_build_shard(path, structures, plan["keys"], index, ranges, seed, mode, dtype))
+        else:
+            _build_on_cluster(client, pending, structures, plan["keys"], ranges, seed, mode, dtype, bar)
     return plan
 
 

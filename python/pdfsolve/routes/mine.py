@@ -30,26 +30,28 @@ _LOADED: dict[Path, list[ase.Atoms]] = {}
 
 
 def cached_library(elements, min_atoms: int = 5, max_atoms: int = 200, scales=(1.0,),
-                   cache_dir=None) -> list[ase.Atoms]:
+                   cache_dir=None, client=None) -> list[ase.Atoms]:
     """:func:`pdfsolve.structures.build_library`, built once and then read from an extended-xyz cache.
 
     The cache file (in ``$PDFSOLVE_CACHE``, default ``~/.cache/pdfsolve``) is named by a hash of the
     arguments and written atomically (a temporary file per process, so concurrent workers never mix their
     writes), so an interrupted build leaves no partial library behind. The library is kept in memory after the
-    first call in a process; every call returns fresh copies of its clusters.
+    first call in a process; every call returns fresh copies of its clusters. ``client``: a
+    ``distributed.Client`` whose cluster generates the geometries when the library is built (see
+    ``build_library``); the file is written here.
     """
     elements = tuple(sorted(elements))
     key = json.dumps([elements, min_atoms, max_atoms, list(scales)])
     path = Path(cache_dir or _cache_dir()) / f"library-{hashlib.sha256(key.encode()).hexdigest()[:16]}.extxyz"
     if path not in _LOADED:
         _LOADED[path] = ase.io.read(path, index=":") if path.exists() else _build(path, elements, min_atoms,
-                                                                                   max_atoms, scales)
+                                                                                   max_atoms, scales, client)
     return [atoms.copy() for atoms in _LOADED[path]]
 
 
-def _build(path: Path, elements, min_atoms: int, max_atoms: int, scales) -> list[ase.Atoms]:
-    """Build the library and write it to ``path`` atomically."""
-    library = build_library(elements, min_atoms=min_atoms, max_atoms=max_atoms, scales=scales)
+def _build(path: Path, elements, min_atoms: int, max_atoms: int, scales, client) -> list[ase.Atoms]:
+    """Build the library (on ``client``'s cluster when given) and write it to ``path`` atomically."""
+    library = build_library(elements, min_atoms=min_atoms, max_atoms=max_atoms, scales=scales, client=client)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     ase.io.write(tmp, library, format="extxyz")
