@@ -207,6 +207,29 @@ def test_count_head_reads_the_prior_latent_not_the_posterior(model, batch):
     assert model.loss(batch, 1.0)["count"].item() == pytest.approx(expected.item(), rel=1e-12)
 
 
+def test_count_targets_are_gaussians_about_the_true_count_and_enter_the_loss(batch):
+    from pdfsolve.models.losses import count_targets
+
+    t = count_targets(torch.tensor([1, 100, 200]), 200, 0.05)
+    n = torch.arange(1, 201, dtype=torch.float64)
+    torch.testing.assert_close(t.sum(1), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-14)
+    assert t.argmax(1).tolist() == [0, 99, 199]  # N = 1, 100, 200
+    mean = (t[1] * n).sum()
+    assert float(mean) == pytest.approx(100.0, abs=1e-9)  # symmetric, far from the ends
+    assert float(((t[1] * (n - mean) ** 2).sum()).sqrt()) == pytest.approx(5.0, rel=1e-3)  # 0.05 * 100 atoms
+    assert float(t[0, 0]) > 0.6 and float(t[0, 2]) < 1e-3  # sigma never below half an atom
+    with pytest.raises(ValueError, match="width must be > 0"):
+        count_targets(torch.tensor([3]), 10, 0.0)
+    torch.manual_seed(0)
+    model = DeepStruc(DeepStrucParams(**TINY, count_width=0.1)).double().eval()
+    y = model.embed_pdf(batch.r, batch.g)
+    logp = torch.log_softmax(model.count_logits(model.prior(y)[0], y), -1)
+    expected = -(count_targets(batch.n_atoms, 24, 0.1) * logp).sum(1).mean()
+    assert model.loss(batch, 1.0)["count"].item() == pytest.approx(expected.item(), rel=1e-12)
+    with pytest.raises(ValueError, match="count_width >= 0"):
+        DeepStrucParams(count_width=-0.1)
+
+
 def test_graph_encoder_gives_each_cluster_the_same_embedding_in_any_batch(model):
     """Clusters are encoded in size-sorted groups of ENCODER_CHUNK: the grouping must not change any result."""
     from pdfsolve.models.layers import ENCODER_CHUNK

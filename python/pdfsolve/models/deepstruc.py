@@ -22,7 +22,7 @@ from torch import nn
 
 from .inputs import model_grid, resample_pdf
 from .layers import GraphEncoder, PDFEncoder, centred, gaussian_kl, gaussian_parameters, mlp, reparameterise
-from .losses import first_atoms_mask, matched_loss, structure_loss
+from .losses import count_targets, first_atoms_mask, matched_loss, structure_loss
 from .params import ModelParams
 
 
@@ -43,6 +43,9 @@ class DeepStrucParams(ModelParams):
         radial_weight, nearest_weight, count_weight: weights of the radial and nearest-neighbour structure terms
             and of the count cross-entropy.
         match_weight: weight of :func:`pdfsolve.models.losses.matched_loss` (0: not computed).
+        count_width: relative width of the count head's target, a Gaussian over N about the true count
+            (:func:`pdfsolve.models.losses.count_targets`; 0: the true count alone). A near miss then costs less
+            than a far one.
     """
 
     n_max: int = 200
@@ -64,15 +67,16 @@ class DeepStrucParams(ModelParams):
     nearest_weight: float = 1.0
     count_weight: float = 1.0
     match_weight: float = 0.0
+    count_width: float = 0.0
 
     def __post_init__(self):
         self._int_tuples("pdf_channels", "decoder_hidden")
         for name in ("n_max", "latent_dim", "hidden", "graph_layers", "n_rbf", "pdf_kernel", "pdf_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"DeepStruc {name} must be >= 1, got {getattr(self, name)}")
-        weights = (self.radial_weight, self.nearest_weight, self.count_weight, self.match_weight)
+        weights = (self.radial_weight, self.nearest_weight, self.count_weight, self.match_weight, self.count_width)
         if min(self.cutoff, self.edge_max, self.radial_max) <= 0 or min(weights) < 0:
-            raise ValueError("DeepStruc cutoff, edge_max and radial_max must be > 0, the weights >= 0")
+            raise ValueError("DeepStruc cutoff, edge_max and radial_max must be > 0, the weights and count_width >= 0")
         model_grid(self.pdf_rmin, self.pdf_rmax, self.pdf_rstep)
 
 
@@ -154,7 +158,9 @@ class DeepStruc(nn.Module):
         if p.match_weight > 0:
             structure["match"] = matched_loss(decoded, batch.pos, batch.mask)
         z_prior = reparameterise(mu_p, logvar_p) if self.training else mu_p
-        count = nn.functional.cross_entropy(self.count_logits(z_prior, y), batch.n_atoms.to(y.device) - 1)
+        n_atoms = batch.n_atoms.to(y.device)
+        target = count_targets(n_atoms, p.n_max, p.count_width).to(y.dtype) if p.count_width > 0 else n_atoms - 1
+        count = nn.functional.cross_entropy(self.count_logits(z_prior, y), target)
         out = {**{k: v.mean() for k, v in structure.items()}, "count": count,
                "kl": gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).mean()}
         out["loss"] = (out["pair"] + p.radial_weight * out["radial"] + p.nearest_weight * out["nearest"]

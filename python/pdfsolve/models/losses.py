@@ -149,3 +149,16 @@ def matched_loss(decoded: torch.Tensor, target: torch.Tensor, target_mask: torch
         aligned[b, :count] = superposed_target(ours[b, :count], theirs[b][keep[b]], n_iter)
     sq = ((decoded - torch.as_tensor(aligned, dtype=decoded.dtype, device=decoded.device)) ** 2).sum(-1)
     return _mean_over_first(sq, n)
+
+
+def count_targets(n_atoms: torch.Tensor, n_max: int, width: float) -> torch.Tensor:
+    """(B, n_max) target probabilities of N = 1..n_max for true counts ``n_atoms`` (B,): a Gaussian about each
+    count of standard deviation max(width * N, 0.5) atoms (dimensionless ``width`` > 0), normalised over 1..n_max;
+    float64."""
+    if not width > 0:
+        raise ValueError(f"the count targets' width must be > 0, got {width}")
+    n = n_atoms.to(torch.float64)[:, None]
+    sigma = (width * n).clamp(min=0.5)
+    grid = torch.arange(1, n_max + 1, dtype=torch.float64, device=n_atoms.device)[None, :]
+    weights = torch.exp(-0.5 * ((grid - n) / sigma) ** 2)
+    return weights / weights.sum(1, keepdim=True)
