@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="CbLDM: affinities sampled, recovered and screened")
     group.add_argument("--steps", type=int, default=20,
                        help="CbLDM: sampler steps from the accelerated start (0: decode the prior's latent)")
+    group.add_argument("--sample-seed", type=int, default=0, metavar="SEED",
+                       help="generative methods: seed of the sampling, set afresh for every PDF, so the same file and "
+                            "options give the same candidates in solve, screen, watch and evaluate")
     group.add_argument("--snap", action=argparse.BooleanOptionalAction, default=True,
                        help="generative methods: also refine the library clusters the refined samples lead "
                             "to, the nearest to each and all of the same atom counts (a hybrid with mining; those "
@@ -104,6 +107,8 @@ def solver(args: argparse.Namespace):
     """``solve(target, elements) -> RankedCandidates`` for the options (models are loaded once). 'all' merges the
     rankings of mining, DeepStruc and the distance, CbLDM and fingerprint models whose weights are shipped
     (:func:`pdfsolve.routes.ranking.merge_ranked`)."""
+    import torch
+
     from .models.weights import load_weights, shipped_weights
     from .routes import cbldm, cvae, deepstruc, fingerprint
     from .routes.sampling import library_classifier
@@ -124,8 +129,10 @@ def solver(args: argparse.Namespace):
 
         def solve_sampled(target, elements):
             classifier = library_classifier(elements[0], args.min_atoms, args.max_atoms)
-            return solve_route(target, model, n_refine=args.refine, element=elements[0], classifier=classifier,
-                               snap=snap, **options)
+            with torch.random.fork_rng():  # the caller's random state is left as it was
+                torch.manual_seed(args.sample_seed)
+                return solve_route(target, model, n_refine=args.refine, element=elements[0], classifier=classifier,
+                                   snap=snap, **options)
 
         return solve_sampled
 
