@@ -56,6 +56,8 @@ def test_evaluate_command_prints_and_writes_the_scores(data_dir, tmp_path, capsy
     status, stdout, err = run_cli(argv, capsys)
     assert status == 0, err
     assert "total" in stdout and "motif_top1" in stdout
+    geometry = [line for line in stdout.splitlines() if "seen geometry" in line]  # row names are never cut
+    assert len(geometry) == len(json.loads(out.read_text())["per_geometry"]) >= 1
     saved = json.loads(out.read_text())
     assert saved["method"] == "mine" and saved["total"]["n"] == 2 and saved["total"]["exact_n"] == 1.0
     status, _, err = run_cli(["evaluate", "--data", data_dir, "--method", "deepstruc", "--weights",

@@ -43,10 +43,12 @@ def run(args: argparse.Namespace) -> None:
     solve = cli_methods.solver(args)
     scores = evaluate_split(args.data, lambda target, element: solve(target, [element]), split=args.split,
                             n_targets=args.targets or None, seed=args.seed, progress=True)
-    print(f"{'motif':14s} " + " ".join(f"{c:>15s}" for c in _COLUMNS))
     sizes = [(f"N {b}", row) for b, row in scores["per_size"].items()]
     seen = [(f"{name} geometry", row) for name, row in scores["per_geometry"].items()]
-    for motif, row in [*scores["per_motif"].items(), *sizes, *seen, ("total", scores["total"])]:
-        print(f"{motif[:14]:14s} " + " ".join(f"{_cell(row[c]):>15s}" for c in _COLUMNS))
+    rows = [*scores["per_motif"].items(), *sizes, *seen, ("total", scores["total"])]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'motif':{width}s} " + " ".join(f"{c:>15s}" for c in _COLUMNS))
+    for name, row in rows:
+        print(f"{name:{width}s} " + " ".join(f"{_cell(row[c]):>15s}" for c in _COLUMNS))
     if args.json:
         Path(args.json).write_text(json.dumps({"method": args.method, **scores}, indent=2))
