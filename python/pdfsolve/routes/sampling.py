@@ -131,12 +131,12 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
     clock = Clock()
     proposed = clock("sample", propose)
     usable = [atoms for atoms in proposed if atoms.info["physical"]]
-    finite = [atoms for atoms in proposed if len(atoms) >= 2 and np.isfinite(atoms.positions).all()]
     if usable:
         kept = sized = clock("screen", screen, usable, target, n_refine)
         if classifier is not None:
             clock("classify", classifier.label, kept)
-    elif snap and finite:
+    elif snap and (finite := [atoms for atoms in proposed
+                              if len(atoms) >= 2 and np.isfinite(atoms.positions).all()]):
         kept, sized = [], clock("screen", screen, finite, target, n_refine)
     else:
         raise ValueError(f"{method}: none of the decoded clusters is free of atoms closer than {MIN_DISTANCE} "
