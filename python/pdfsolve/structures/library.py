@@ -88,7 +88,7 @@ def _cubic(lattice: str, centre: str, hi: int, layers=(1, None)):
                 break
 
 
-def _pieces(motif_list, centres, max_layers: int, hcp) -> list[tuple]:
+def _pieces(motif_list, centres, max_layers: int) -> list[tuple]:
     """The independent pieces of :func:`unit_geometries`, in its order: ("icosahedral",), ("decahedral",),
     ("octahedral",), (lattice, centre) per cubic lattice and cut centre, ("hcp",), ("stacking", n_layers) per
     layer count."""
@@ -164,7 +164,7 @@ def unit_geometries(min_atoms: int = 5, max_atoms: int = 200, motif_list=MOTIFS,
     client: a ``distributed.Client``: each piece (a polyhedral motif, a cubic lattice about one cut centre, hcp, a
     stacking layer count; about 18 for every motif) is one task on its cluster; the same list, in the same order.
     """
-    pieces = _pieces(motif_list, centres, max_layers, hcp)
+    pieces = _pieces(motif_list, centres, max_layers)
     options = dict(min_atoms=min_atoms, max_atoms=max_atoms, hcp=hcp, truncated_octahedra=truncated_octahedra,
                    decahedron_aspect=decahedron_aspect, stacking_motifs=stacking_motifs, layers=layers)
     if client is None:
