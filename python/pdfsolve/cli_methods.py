@@ -13,6 +13,8 @@ METHODS = ("mine", *GENERATIVE, "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, the library options (--element, --min-atoms, --max-atoms) and DeepStruc's settings (the parser
     shows defaults with ``argparse.ArgumentDefaultsHelpFormatter``)."""
+    from .routes.ranking import POLISH
+
     group = parser.add_argument_group("method")
     group.add_argument("--method", choices=METHODS, default="mine",
                        help="'mine': refine a cluster library; 'deepstruc': refine clusters sampled from a trained "
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="DeepStruc: factors widening the prior's sigma")
     group.add_argument("--refine", type=int, default=50, metavar="N",
                        help="DeepStruc: samples refined, those whose G(r) fits best before refinement")
+    group.add_argument("--polish", type=int, default=POLISH, metavar="K",
+                       help="candidates whose fit is refined again with delta2 (correlated motion) free too, the K "
+                            "best after refining scale, expansion and U_iso; it decides the atom count far more "
+                            "often (docs/refinement.md); 0: none")
     group.add_argument("--fingerprints", type=int, default=16, metavar="K",
                        help="fingerprint: fingerprints generated and inverted (about 0.7 s each at 13 atoms)")
     group.add_argument("--affinities", type=int, default=50, metavar="K",
@@ -63,6 +69,8 @@ def check(args: argparse.Namespace) -> None:
     unknown = sorted(set(args.element or ()) - set(METALS))
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
+    if args.polish < 0:
+        raise ValueError(f"--polish must be >= 0, got {args.polish}")
     if args.method != "mine":
         if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0 or args.fingerprints < 1 or args.affinities < 1:
             raise ValueError("--samples, --fingerprints, --affinities and --refine must be >= 1, --steps >= 0 and "
@@ -118,7 +126,7 @@ def solver(args: argparse.Namespace):
     check(args)
 
     def solve_mine(target, elements):
-        return mine(target, cached_library(elements, args.min_atoms, args.max_atoms))
+        return mine(target, cached_library(elements, args.min_atoms, args.max_atoms), polish=args.polish)
 
     def sampled(name, weights, snap):
         model, _ = load_weights(weights, name)
@@ -132,7 +140,7 @@ def solver(args: argparse.Namespace):
             with torch.random.fork_rng():  # the caller's random state is left as it was
                 torch.manual_seed(args.sample_seed)
                 return solve_route(target, model, n_refine=args.refine, element=elements[0], classifier=classifier,
-                                   snap=snap, **options)
+                                   snap=snap, polish=args.polish, **options)
 
         return solve_sampled
 

@@ -19,7 +19,7 @@ from ..models import CbLDM
 from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates, separate_atoms
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import RankedCandidates
+from .ranking import POLISH, RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Smallest interatomic distance of the refit, in bond lengths of the element (2 metallic radii).
@@ -44,7 +44,7 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
 
 def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: str = "prior", n_refine: int = 50,
           element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          chunk_size: int = 512) -> RankedCandidates:
+          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
     """Candidates of ``target`` from ``k`` CbLDM samples (``start`` "prior": the accelerated start, else from noise;
     :meth:`pdfsolve.models.CbLDM.sample`), screened, labelled, refined and ranked (module doc).
 
@@ -55,4 +55,5 @@ def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: 
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     return screen_and_rank(target, lambda: propose(model, target, k, steps, element, start=start), "cbldm",
                            n_refine=n_refine,
-                           classifier=classifier, snap=snap, chunk_size=chunk_size)
+                           classifier=classifier, snap=snap, polish=polish,
+                           chunk_size=chunk_size)

@@ -19,7 +19,7 @@ from ..models.losses import first_atoms_mask
 from ..reconstruct.trilateration import trilaterate
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import RankedCandidates
+from .ranking import POLISH, RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma (as DeepStruc's route).
@@ -63,7 +63,7 @@ def propose(model: DistanceCVAE, target: Target, k: int, widen=WIDEN, element: s
 
 def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, n_refine: int = 50,
           element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          chunk_size: int = 512) -> RankedCandidates:
+          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
     """Candidates of ``target`` from the model's prior, screened, labelled, refined and ranked (see the module doc);
     the method is "dae" for the deterministic baseline, else "cvae".
 
@@ -75,4 +75,5 @@ def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, n_r
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     method = "dae" if model.deterministic else "cvae"
     return screen_and_rank(target, lambda: propose(model, target, k, widen, element, method), method,
-                           n_refine=n_refine, classifier=classifier, snap=snap, chunk_size=chunk_size)
+                           n_refine=n_refine, classifier=classifier, snap=snap, polish=polish,
+                           chunk_size=chunk_size)

@@ -13,7 +13,7 @@ from ..classify import MotifClassifier
 from ..models import DeepStruc
 from ..structures.radii import METALS
 from ..target import Target
-from .ranking import RankedCandidates
+from .ranking import POLISH, RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma used by the paper.
@@ -29,7 +29,7 @@ def propose(model: DeepStruc, target: Target, k: int, widen=WIDEN, element: str 
 
 def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, n_refine: int = 50,
           element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          chunk_size: int = 512) -> RankedCandidates:
+          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
     """Candidates of ``target`` from the model's prior, screened, labelled, refined and ranked (see the module doc).
 
     Raises:
@@ -39,4 +39,5 @@ def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, n_ref
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     return screen_and_rank(target, lambda: propose(model, target, k, widen, element), "deepstruc",
-                           n_refine=n_refine, classifier=classifier, snap=snap, chunk_size=chunk_size)
+                           n_refine=n_refine, classifier=classifier, snap=snap, polish=polish,
+                           chunk_size=chunk_size)

@@ -17,7 +17,7 @@ from ..models.fingerprint_cvae import FingerprintCVAE
 from ..reconstruct.fingerprint import invert_fingerprint
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import RankedCandidates
+from .ranking import POLISH, RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 
@@ -41,7 +41,8 @@ def propose(model: FingerprintCVAE, target: Target, k: int, element: str = "Au",
 
 
 def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, n_refine: int = 50, element: str = "Au",
-          classifier: MotifClassifier | None = None, snap: bool = False, chunk_size: int = 512) -> RankedCandidates:
+          classifier: MotifClassifier | None = None, snap: bool = False, polish: int = POLISH,
+          chunk_size: int = 512) -> RankedCandidates:
     """Candidates of ``target`` from generated fingerprints, inverted, screened, labelled, refined and ranked (see
     the module doc).
 
@@ -52,4 +53,5 @@ def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, n_refine: int 
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     return screen_and_rank(target, lambda: propose(model, target, k, element), "fingerprint", n_refine=n_refine,
-                           classifier=classifier, snap=snap, chunk_size=chunk_size)
+                           classifier=classifier, snap=snap, polish=polish,
+                           chunk_size=chunk_size)

@@ -17,7 +17,7 @@ import ase.io
 from ..structures import build_library
 from ..structures.radii import METALS
 from ..target import Target
-from .ranking import RankedCandidates, rank_candidates
+from .ranking import POLISH, RankedCandidates, rank_candidates
 
 
 def _cache_dir() -> Path:
@@ -67,8 +67,9 @@ def elements_from_composition(composition: str | None) -> list[str]:
     return sorted(s for s in symbols if s in METALS)
 
 
-def mine(target: Target, library, *, chunk_size: int = 512, callback=None) -> RankedCandidates:
-    """Refine scale, expansion and U_iso of every library cluster against ``target``; rank by Rwp."""
+def mine(target: Target, library, *, polish: int = POLISH, chunk_size: int = 512, callback=None) -> RankedCandidates:
+    """Refine scale, expansion and U_iso of every library cluster against ``target``, delta2 too for the ``polish``
+    best (:func:`pdfsolve.routes.ranking.rank_candidates`); rank by Rwp."""
     if not library:
         raise ValueError("the candidate library is empty")
-    return rank_candidates(target, library, "mine", chunk_size=chunk_size, callback=callback)
+    return rank_candidates(target, library, "mine", polish=polish, chunk_size=chunk_size, callback=callback)

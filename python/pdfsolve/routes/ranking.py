@@ -2,7 +2,13 @@
 
 A route (cluster mining, DeepStruc, ...) only proposes candidates (``ase.Atoms`` with labels in ``info``, at least
 ``"motif"``); :func:`rank_candidates` refines scale, expansion and U_iso of all of them with
-:func:`pdfsolve.refine.refine` and :func:`write_outputs` writes the same files for every route.
+:func:`pdfsolve.refine.refine`, polishes the best few by refining delta2 as well, and :func:`write_outputs` writes
+the same files for every route.
+
+Why the polish: correlated motion (delta2) sharpens the near-neighbour peaks of a measured PDF. Without it, a
+cluster a few atoms smaller or larger than the true one (whose peak heights differ a little) often fits better; with
+it, the true size wins (docs/refinement.md). Refining delta2 costs one engine call per candidate and iteration,
+so only the ``polish`` best candidates of the first refinement get it.
 """
 from __future__ import annotations
 
@@ -23,7 +29,11 @@ from ..refine import RefinementResult, refine
 from ..target import Target
 
 #: Columns of ``candidates.csv``.
-CSV_COLUMNS = ("rank", "method", "motif", "n_atoms", "element", "rwp", "scale", "expansion", "uiso", "file")
+CSV_COLUMNS = ("rank", "method", "motif", "n_atoms", "element", "rwp", "scale", "expansion", "uiso", "delta2", "file")
+#: Candidates of the first refinement (scale, expansion, U_iso) refined again with delta2 free too.
+POLISH = 10
+#: Names of the refined parameters kept in a ranked structure's ``info`` and written to ``candidates.csv``.
+REFINED = ("rwp", "scale", "expansion", "uiso", "delta2")
 
 
 @dataclass
@@ -37,7 +47,7 @@ class RankedCandidates:
         order: (B,) candidate indices by increasing Rwp.
         method: the route that proposed the candidates ("mine", "deepstruc", ...; "all" for a merged ranking, where
             each candidate's ``info["method"]`` names its route).
-        seconds: wall time of each stage [s] (the route's own stages, then "refine").
+        seconds: wall time of each stage [s] (the route's own stages, then "refine" and "polish").
     """
 
     target: Target
@@ -52,25 +62,52 @@ class RankedCandidates:
         k = int(self.order[rank])
         atoms = self.candidates[k].copy()
         atoms.positions = self.refinement.positions[k, : len(atoms)].cpu().numpy()
-        for name in ("rwp", "scale", "expansion", "uiso"):
+        for name in REFINED:
             atoms.info[name] = float(getattr(self.refinement, name)[k])
         return atoms
 
 
-def rank_candidates(target: Target, candidates, method: str, *, chunk_size: int = 512, callback=None,
-                    seconds: dict | None = None) -> RankedCandidates:
-    """Refine scale, expansion and U_iso of every candidate against ``target``; rank by Rwp.
+def rank_candidates(target: Target, candidates, method: str, *, polish: int = POLISH, chunk_size: int = 512,
+                    callback=None, seconds: dict | None = None) -> RankedCandidates:
+    """Refine scale, expansion and U_iso of every candidate against ``target``, then refine the ``polish`` best again
+    with delta2 [Angstrom^2] free too (0: no polish); rank by Rwp.
 
-    ``seconds``: the route's stage times [s], to which the refinement's is added.
+    A polished fit replaces the first one only where its Rwp is lower (both start afresh, so the polish could land
+    in a worse local minimum). ``seconds``: the route's stage times [s], to which "refine" and "polish" are added.
     """
     candidates = list(candidates)
     if not candidates:
         raise ValueError(f"{method}: there are no candidate structures to refine")
+    if polish < 0:
+        raise ValueError(f"polish must be >= 0, got {polish}")
+    seconds = dict(seconds or {})
     start = time.perf_counter()
     result = refine(candidates, target, chunk_size=chunk_size, callback=callback)
+    seconds["refine"] = time.perf_counter() - start
+    if polish:
+        start = time.perf_counter()
+        best = np.argsort(result.rwp.cpu().numpy(), kind="stable")[:polish]
+        polished = refine([candidates[k] for k in best], target, refine_delta2=True, chunk_size=chunk_size)
+        result = _with_rows(result, torch.as_tensor(best), polished)
+        seconds["polish"] = time.perf_counter() - start
     order = np.argsort(result.rwp.cpu().numpy(), kind="stable")
-    seconds = {**(seconds or {}), "refine": time.perf_counter() - start}
     return RankedCandidates(target, candidates, result, order, method, seconds)
+
+
+def _with_rows(result: RefinementResult, index: torch.Tensor, other: RefinementResult) -> RefinementResult:
+    """``result`` with row ``index[j]`` replaced by row j of ``other`` where that row's Rwp is lower."""
+    better = other.rwp < result.rwp[index]
+    rows, index = torch.nonzero(better).flatten(), index[better.cpu()].to(result.rwp.device)
+    values = {"r": result.r, "engine_calls": result.engine_calls + other.engine_calls}
+    for item in dataclasses.fields(RefinementResult):
+        if item.name in values:
+            continue
+        column, replacement = getattr(result, item.name).clone(), getattr(other, item.name)[rows]
+        if item.name == "positions":  # other's clusters are padded to its own widest
+            replacement = torch.nn.functional.pad(replacement, (0, 0, 0, column.shape[1] - replacement.shape[1]))
+        column[index] = replacement.to(column.dtype)
+        values[item.name] = column
+    return RefinementResult(**values)
 
 
 def _concatenated(refinements: list[RefinementResult]) -> RefinementResult:
@@ -116,7 +153,7 @@ def write_outputs(result: RankedCandidates, out_dir, top: int = 5) -> dict:
             "rank": rank, "method": atoms.info.get("method", result.method), "motif": atoms.info.get("motif", ""), "n_atoms": len(atoms),
             "element": "".join(sorted(set(atoms.get_chemical_symbols()))), "rwp": f"{float(ref.rwp[k]):.6f}",
             "scale": f"{float(ref.scale[k]):.6g}", "expansion": f"{float(ref.expansion[k]):.6f}",
-            "uiso": f"{float(ref.uiso[k]):.6g}", "file": f"rank_{rank:02d}.xyz" if rank <= top else "",
+            "uiso": f"{float(ref.uiso[k]):.6g}", "delta2": f"{float(ref.delta2[k]):.6g}", "file": f"rank_{rank:02d}.xyz" if rank <= top else "",
         })
     with open(out / "candidates.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)

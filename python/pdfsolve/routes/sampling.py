@@ -5,11 +5,12 @@
 2. Screening: the G(r) of every cluster (engine, fast mode, one batch, the target's Q range and r grid) is compared
    with the data after the best scale; the ``n_refine`` lowest Rwp go on (:func:`screen`).
 3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
-   expansion, U_iso) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
+   expansion, U_iso; delta2 too for the ``polish`` best) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
 4. Optionally (``snap``), library clusters join the refinement and ranking, marked ``method = ROUTE+library``: the
    nearest (by fingerprint) to each screened cluster, and every library cluster with the atom count of a screened
-   one (of the best-fitting set-aside ones, when no decoded cluster is physical). The model proposes sizes and shapes, the library supplies exact geometries of them: a hybrid of the route
-   and cluster mining that refines tens of library clusters instead of thousands.
+   one (of the best-fitting set-aside ones, when no decoded cluster is physical). The model proposes sizes and
+   shapes, the library supplies exact geometries of them: a hybrid of the route and cluster mining that refines
+   tens of library clusters instead of thousands.
 
 Each stage's wall time is kept in the result's ``seconds`` ("sample" for the route's own proposal step).
 """
@@ -28,7 +29,7 @@ from ..geometry import pair_distances
 from ..metrics import rwp
 from ..target import Target
 from .mine import cached_library
-from .ranking import RankedCandidates, rank_candidates
+from .ranking import POLISH, RankedCandidates, rank_candidates
 
 #: Decoded clusters with a pair of atoms closer than this are dropped [Angstrom].
 MIN_DISTANCE = 1.5
@@ -113,7 +114,7 @@ class Clock:
 
 def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
                     classifier: MotifClassifier | None = None, snap: bool = False,
-                    chunk_size: int = 512) -> RankedCandidates:
+                    polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
     """Steps 1-4 of the module doc: ``propose()`` returns the route's decoded clusters (:func:`decoded_clusters`);
     the physical ones are screened to ``n_refine``, labelled, refined and ranked, with the library clusters they lead
     to when ``snap``. When none is physical, ``snap`` still refines the library clusters with the atom counts of the
@@ -149,4 +150,4 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
     if not kept:
         raise ValueError(f"{method}: no decoded cluster is free of atoms closer than {MIN_DISTANCE} Angstrom, and no "
                          f"library cluster has their atom counts {sorted({len(a) for a in sized})}")
-    return rank_candidates(target, kept, method, chunk_size=chunk_size, seconds=clock.seconds)
+    return rank_candidates(target, kept, method, polish=polish, chunk_size=chunk_size, seconds=clock.seconds)
