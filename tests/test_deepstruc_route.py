@@ -63,7 +63,7 @@ def test_samples_are_screened_refined_ranked_and_written(ico13, target, tmp_path
     assert best.info["motif"] == "unknown" and best.info["widen"] in (1.0, 3.0)
     summary = write_outputs(result, tmp_path, top=2)
     assert summary["method"] == "deepstruc" and summary["n_candidates"] == 3
-    assert set(summary["seconds"]) == {"sample", "screen", "refine"} and all(t >= 0 for t in summary["seconds"].values())
+    assert set(summary["seconds"]) == {"sample", "screen", "refine", "polish"} and all(t >= 0 for t in summary["seconds"].values())
     assert {p.name for p in tmp_path.iterdir()} == {"candidates.csv", "fit.png", "summary.json", "rank_01.xyz",
                                                     "rank_02.xyz"}
     assert json.loads((tmp_path / "summary.json").read_text())["top"][0]["n_atoms"] == 13
@@ -138,8 +138,8 @@ def test_solve_command_with_deepstruc_weights(ico13, target, tmp_path, capsys, m
     summary = json.loads((tmp_path / "all" / "pt13" / "summary.json").read_text())
     library = summary["n_candidates"] - 2  # the library clusters of 10-16 atoms, then the 2 DeepStruc samples
     assert summary["method"] == "all" and library > 2
-    assert set(summary["seconds"]) == {"mine/refine", "deepstruc/sample", "deepstruc/screen", "deepstruc/classify",
-                                       "deepstruc/refine"}
+    assert set(summary["seconds"]) == {"mine/refine", "mine/polish", "deepstruc/sample", "deepstruc/screen",
+                                       "deepstruc/classify", "deepstruc/refine", "deepstruc/polish"}
     with open(tmp_path / "all" / "pt13" / "candidates.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows].count("deepstruc") == 2 and [r["method"] for r in rows].count("mine") == library
