@@ -1,6 +1,7 @@
 """DeepStruc route: decoded prior samples screened, refined and ranked, written like cluster mining; weights loading."""
 import csv
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from pdfsolve.models.weights import file_sha256, load_model
 from pdfsolve.routes import write_outputs
 from pdfsolve.routes.ranking import merge_ranked, rank_candidates
 from pdfsolve.routes.deepstruc import propose, solve
-from pdfsolve.routes.sampling import closest_distance, decoded_clusters, screen_and_rank
+from pdfsolve.routes.sampling import closest_distance, decoded_clusters, screen_and_rank, sizes_within
 from pdfsolve.structures import motifs
 from pdfsolve.target import Target
 from pdfsolve.training.checkpoint import save_atomic
@@ -182,7 +183,7 @@ def test_snapping_adds_the_nearest_library_clusters_and_those_of_the_same_size(i
     rattled = ico13 + np.random.default_rng(1).normal(scale=0.15, size=ico13.shape)
     plain = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier)
     snapped = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier,
-                    snap=True)
+                    snap=True, snap_width=0.0)
     k = plain.candidates[0].info["nearest_index"]
     same_size = [i for i, atoms in enumerate(library) if len(atoms) == 13 and i != k]
     assert len(same_size) >= 2  # the 13-atom library: icosahedron, cuboctahedron, decahedron, ...
@@ -200,6 +201,22 @@ def test_snapping_adds_the_nearest_library_clusters_and_those_of_the_same_size(i
     assert best.info["method"] == "deepstruc+library" and best.info["rwp"] < 0.02 < float(plain.refinement.rwp.min())
     with pytest.raises(ValueError, match="needs a motif classifier"):
         solve(target, decoding(rattled), k=2, element="Pt", snap=True)
+    # the default width also takes the library clusters of 12 and 14 atoms (13 +- round(0.05 * 13))
+    widened = solve(target, decoding(rattled), k=4, widen=(1.0,), n_refine=2, element="Pt", classifier=classifier,
+                    snap=True)
+    near = [i for i, atoms in enumerate(library) if len(atoms) in (12, 14)]
+    sizes = Counter(len(a) for a in widened.candidates)
+    assert near and sizes == Counter(len(a) for a in snapped.candidates) + Counter(len(library[i]) for i in near)
+    assert widened.ranked_structure(0).info["rwp"] == pytest.approx(best.info["rwp"])
+    with pytest.raises(ValueError, match="snap_width"):
+        solve(target, decoding(rattled), k=2, element="Pt", classifier=classifier, snap=True, snap_width=-0.1)
+
+
+def test_sizes_within_a_fraction():
+    assert sizes_within({13}, 0.0) == {13}
+    assert sizes_within({20, 100}, 0.05) == {19, 20, 21, *range(95, 106)}
+    assert sizes_within({9}, 0.05) == {9}  # round(0.45) = 0
+    assert sizes_within(set(), 0.1) == set()
 
 
 def test_without_a_physical_sample_snapping_refines_the_library_clusters_of_its_size(ico13, target, tmp_path,
@@ -212,7 +229,7 @@ def test_without_a_physical_sample_snapping_refines_the_library_clusters_of_its_
     crowded = ico13.copy()
     crowded[1] = crowded[0] + 0.3  # every sample has a pair 0.52 Angstrom apart: none is refined
     snapped = solve(target, decoding(crowded), k=4, widen=(1.0,), n_refine=2, element="Pt",
-                    classifier=MotifClassifier(library), snap=True)
+                    classifier=MotifClassifier(library), snap=True, snap_width=0.0)
     assert [len(a) for a in snapped.candidates] == [len(a) for a in library if len(a) == 13]
     assert all(a.info["method"] == "deepstruc+library" for a in snapped.candidates)
     best = snapped.ranked_structure(0)
@@ -221,7 +238,7 @@ def test_without_a_physical_sample_snapping_refines_the_library_clusters_of_its_
     with pytest.raises(ValueError, match="none of the decoded clusters"):
         screen_and_rank(target, lambda: decoded_clusters(torch.zeros(2, 1, 3), one_atom[:2], "Pt", "x"), "x",
                         classifier=MotifClassifier(library), snap=True)
-    with pytest.raises(ValueError, match=r"no library cluster has their atom counts \[2\]"):
+    with pytest.raises(ValueError, match=r"no library cluster has an atom count within 5% of theirs \[2\]"):
         screen_and_rank(target, lambda: decoded_clusters(torch.zeros(2, 2, 3), one_atom[:2] + 2, "Pt", "x"), "x",
                         classifier=MotifClassifier(library), snap=True)
 

@@ -52,6 +52,10 @@ def test_solve_rejects_bad_arguments(measured_ico55, tmp_path, capsys):
     assert main(["solve", str(measured_ico55), "-o", str(tmp_path), "--element", "Xx"]) == 2
     assert "Xx" in capsys.readouterr().err
     assert main(["solve", str(tmp_path / "missing.gr"), "-o", str(tmp_path)]) == 2
+    capsys.readouterr()
+    for option in (["--polish", "-1"], ["--method", "deepstruc", "--snap-width", "-0.1"]):
+        assert main(["solve", str(measured_ico55), "-o", str(tmp_path), *option]) == 2
+        assert "--polish and --snap-width must be >= 0" in capsys.readouterr().err
 
 
 def test_elements_from_composition():

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, the library options (--element, --min-atoms, --max-atoms) and DeepStruc's settings (the parser
     shows defaults with ``argparse.ArgumentDefaultsHelpFormatter``)."""
     from .routes.ranking import POLISH
+    from .routes.sampling import SNAP_WIDTH
 
     group = parser.add_argument_group("method")
     group.add_argument("--method", choices=METHODS, default="mine",
@@ -55,9 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "options give the same candidates in solve, screen, watch and evaluate")
     group.add_argument("--snap", action=argparse.BooleanOptionalAction, default=True,
                        help="generative methods: also refine the library clusters the refined samples lead "
-                            "to, the nearest to each and all of the same atom counts (a hybrid with mining; those "
+                            "to, the nearest to each and all of atom counts within --snap-width of theirs (a hybrid "
+                            "with mining; those "
                             "candidates' method reads e.g. 'deepstruc+library'; not with 'all', whose mining "
                             "refines the whole library); --no-snap: the model's own clusters only")
+    group.add_argument("--snap-width", type=float, default=SNAP_WIDTH, metavar="F",
+                       help="snap: library clusters whose atom count is within this fraction of a refined sample's "
+                            "are refined too (0: the same counts only)")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -69,8 +74,8 @@ def check(args: argparse.Namespace) -> None:
     unknown = sorted(set(args.element or ()) - set(METALS))
     if unknown:
         raise ValueError(f"no metallic radius for {unknown}; known metals: {' '.join(METALS)}")
-    if args.polish < 0:
-        raise ValueError(f"--polish must be >= 0, got {args.polish}")
+    if args.polish < 0 or not args.snap_width >= 0:
+        raise ValueError(f"--polish and --snap-width must be >= 0, got {args.polish} and {args.snap_width}")
     if args.method != "mine":
         if args.samples < 1 or args.refine < 1 or min(args.widen) <= 0 or args.steps < 0 or args.fingerprints < 1 or args.affinities < 1:
             raise ValueError("--samples, --fingerprints, --affinities and --refine must be >= 1, --steps >= 0 and "
@@ -101,7 +106,7 @@ def describe(args: argparse.Namespace, elements) -> str:
     sampled += f", {elements[0]}"
     if args.method not in GENERATIVE:
         return f"{library}; {sampled}"
-    return sampled + (", snapped to the library" if args.snap else "")
+    return sampled + (f", snapped to the library (atom counts within {args.snap_width:.0%})" if args.snap else "")
 
 
 def libraries_read(args: argparse.Namespace, elements) -> list[tuple[str, ...]]:
@@ -140,7 +145,7 @@ def solver(args: argparse.Namespace):
             with torch.random.fork_rng():  # the caller's random state is left as it was
                 torch.manual_seed(args.sample_seed)
                 return solve_route(target, model, n_refine=args.refine, element=elements[0], classifier=classifier,
-                                   snap=snap, polish=args.polish, **options)
+                                   snap=snap, snap_width=args.snap_width, polish=args.polish, **options)
 
         return solve_sampled
 

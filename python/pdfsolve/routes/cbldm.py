@@ -14,12 +14,11 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import MotifClassifier
 from ..models import CbLDM
 from ..reconstruct.laplacian import affinity_from_matrix, laplacian_to_coordinates, separate_atoms
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import POLISH, RankedCandidates
+from .ranking import RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Smallest interatomic distance of the refit, in bond lengths of the element (2 metallic radii).
@@ -42,11 +41,11 @@ def propose(model: CbLDM, target: Target, k: int, steps: int = 20, element: str 
     return decoded_clusters(pos, n_atoms, element, "cbldm", misfit=fit.loss)
 
 
-def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: str = "prior", n_refine: int = 50,
-          element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
+def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: str = "prior", element: str = "Au",
+          **ranking) -> RankedCandidates:
     """Candidates of ``target`` from ``k`` CbLDM samples (``start`` "prior": the accelerated start, else from noise;
-    :meth:`pdfsolve.models.CbLDM.sample`), screened, labelled, refined and ranked (module doc).
+    :meth:`pdfsolve.models.CbLDM.sample`), screened, labelled, refined and ranked (module doc); ``ranking``: options
+    of :func:`pdfsolve.routes.sampling.screen_and_rank`.
 
     Raises:
         ValueError: an unknown metal, ``n_refine`` < 1, or no recovered cluster free of close atoms.
@@ -54,6 +53,4 @@ def solve(target: Target, model: CbLDM, *, k: int = 50, steps: int = 20, start: 
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     return screen_and_rank(target, lambda: propose(model, target, k, steps, element, start=start), "cbldm",
-                           n_refine=n_refine,
-                           classifier=classifier, snap=snap, polish=polish,
-                           chunk_size=chunk_size)
+                           **ranking)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import MotifClassifier
 from ..geometry import pair_distances
 from ..models.distance_cvae import Decoded, DistanceCVAE
 from ..models.losses import first_atoms_mask
 from ..reconstruct.trilateration import trilaterate
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import POLISH, RankedCandidates
+from .ranking import RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma (as DeepStruc's route).
@@ -61,11 +60,11 @@ def propose(model: DistanceCVAE, target: Target, k: int, widen=WIDEN, element: s
     return decoded_clusters(pos, decoded.n_atoms, element, method, widen=decoded.widen)
 
 
-def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, n_refine: int = 50,
-          element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
+def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, element: str = "Au",
+          **ranking) -> RankedCandidates:
     """Candidates of ``target`` from the model's prior, screened, labelled, refined and ranked (see the module doc);
-    the method is "dae" for the deterministic baseline, else "cvae".
+    the method is "dae" for the deterministic baseline, else "cvae". ``ranking``: options of
+    :func:`pdfsolve.routes.sampling.screen_and_rank`.
 
     Raises:
         ValueError: an unknown metal, ``n_refine`` < 1, or no decoded cluster free of atoms closer than
@@ -74,6 +73,4 @@ def solve(target: Target, model: DistanceCVAE, *, k: int = 100, widen=WIDEN, n_r
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
     method = "dae" if model.deterministic else "cvae"
-    return screen_and_rank(target, lambda: propose(model, target, k, widen, element, method), method,
-                           n_refine=n_refine, classifier=classifier, snap=snap, polish=polish,
-                           chunk_size=chunk_size)
+    return screen_and_rank(target, lambda: propose(model, target, k, widen, element, method), method, **ranking)

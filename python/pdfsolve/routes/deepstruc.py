@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import ase
 
-from ..classify import MotifClassifier
 from ..models import DeepStruc
 from ..structures.radii import METALS
 from ..target import Target
-from .ranking import POLISH, RankedCandidates
+from .ranking import RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 #: Widening factors of the prior's sigma used by the paper.
@@ -27,10 +26,10 @@ def propose(model: DeepStruc, target: Target, k: int, widen=WIDEN, element: str 
     return decoded_clusters(samples.pos, samples.n_atoms, element, "deepstruc", widen=samples.widen)
 
 
-def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, n_refine: int = 50,
-          element: str = "Au", classifier: MotifClassifier | None = None, snap: bool = False,
-          polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
-    """Candidates of ``target`` from the model's prior, screened, labelled, refined and ranked (see the module doc).
+def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, element: str = "Au",
+          **ranking) -> RankedCandidates:
+    """Candidates of ``target`` from the model's prior, screened, labelled, refined and ranked (see the module doc);
+    ``ranking``: options of :func:`pdfsolve.routes.sampling.screen_and_rank`.
 
     Raises:
         ValueError: an unknown metal, ``n_refine`` < 1, or no decoded cluster free of atoms closer than
@@ -38,6 +37,4 @@ def solve(target: Target, model: DeepStruc, *, k: int = 1000, widen=WIDEN, n_ref
     """
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
-    return screen_and_rank(target, lambda: propose(model, target, k, widen, element), "deepstruc",
-                           n_refine=n_refine, classifier=classifier, snap=snap, polish=polish,
-                           chunk_size=chunk_size)
+    return screen_and_rank(target, lambda: propose(model, target, k, widen, element), "deepstruc", **ranking)

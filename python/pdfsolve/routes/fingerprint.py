@@ -12,12 +12,11 @@ from __future__ import annotations
 import ase
 import torch
 
-from ..classify import MotifClassifier
 from ..models.fingerprint_cvae import FingerprintCVAE
 from ..reconstruct.fingerprint import invert_fingerprint
 from ..structures.radii import METALS, bond_length
 from ..target import Target
-from .ranking import POLISH, RankedCandidates
+from .ranking import RankedCandidates
 from .sampling import decoded_clusters, screen_and_rank
 
 
@@ -40,11 +39,9 @@ def propose(model: FingerprintCVAE, target: Target, k: int, element: str = "Au",
     return decoded_clusters(inverted.x, torch.full((k,), n), element, "fingerprint", loss=inverted.loss)
 
 
-def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, n_refine: int = 50, element: str = "Au",
-          classifier: MotifClassifier | None = None, snap: bool = False, polish: int = POLISH,
-          chunk_size: int = 512) -> RankedCandidates:
+def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, element: str = "Au", **ranking) -> RankedCandidates:
     """Candidates of ``target`` from generated fingerprints, inverted, screened, labelled, refined and ranked (see
-    the module doc).
+    the module doc); ``ranking``: options of :func:`pdfsolve.routes.sampling.screen_and_rank`.
 
     Raises:
         ValueError: an unknown metal, a model not conditioned on the PDF, ``n_refine`` < 1, or no inverted
@@ -52,6 +49,4 @@ def solve(target: Target, model: FingerprintCVAE, *, k: int = 32, n_refine: int 
     """
     if element not in METALS:
         raise ValueError(f"no metallic radius for {element!r}; known metals: {' '.join(METALS)}")
-    return screen_and_rank(target, lambda: propose(model, target, k, element), "fingerprint", n_refine=n_refine,
-                           classifier=classifier, snap=snap, polish=polish,
-                           chunk_size=chunk_size)
+    return screen_and_rank(target, lambda: propose(model, target, k, element), "fingerprint", **ranking)

@@ -7,8 +7,9 @@
 3. Those are labelled with a motif (:class:`pdfsolve.classify.MotifClassifier`, when given), refined (scale,
    expansion, U_iso; delta2 too for the ``polish`` best) and ranked by :func:`pdfsolve.routes.ranking.rank_candidates`.
 4. Optionally (``snap``), library clusters join the refinement and ranking, marked ``method = ROUTE+library``: the
-   nearest (by fingerprint) to each screened cluster, and every library cluster with the atom count of a screened
-   one (of the best-fitting set-aside ones, when no decoded cluster is physical). The model proposes sizes and
+   nearest (by fingerprint) to each screened cluster, and every library cluster whose atom count is within
+   ``snap_width`` (a fraction, :data:`SNAP_WIDTH`) of a screened one's (of the best-fitting set-aside ones, when no
+   decoded cluster is physical). The polish of the ranking (delta2) then picks the atom count among them. The model proposes sizes and
    shapes, the library supplies exact geometries of them: a hybrid of the route and cluster mining that refines
    tens of library clusters instead of thousands.
 
@@ -33,6 +34,8 @@ from .ranking import POLISH, RankedCandidates, rank_candidates
 
 #: Decoded clusters with a pair of atoms closer than this are dropped [Angstrom].
 MIN_DISTANCE = 1.5
+#: Snapping adds the library clusters whose atom count is within this fraction of a refined sample's.
+SNAP_WIDTH = 0.05
 
 
 @functools.lru_cache(maxsize=8)
@@ -112,21 +115,29 @@ class Clock:
         return out
 
 
+def sizes_within(sizes, width: float) -> set[int]:
+    """Every atom count n' with |n' - n| <= round(width * n) for an n of ``sizes`` (``width``: a fraction)."""
+    return {m for n in sizes for m in range(n - round(width * n), n + round(width * n) + 1)}
+
+
 def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
-                    classifier: MotifClassifier | None = None, snap: bool = False,
+                    classifier: MotifClassifier | None = None, snap: bool = False, snap_width: float = SNAP_WIDTH,
                     polish: int = POLISH, chunk_size: int = 512) -> RankedCandidates:
     """Steps 1-4 of the module doc: ``propose()`` returns the route's decoded clusters (:func:`decoded_clusters`);
-    the physical ones are screened to ``n_refine``, labelled, refined and ranked, with the library clusters they lead
-    to when ``snap``. When none is physical, ``snap`` still refines the library clusters with the atom counts of the
+    the physical ones are screened to ``n_refine``, labelled, refined and ranked (:func:`rank_candidates`, which
+    polishes the ``polish`` best), with the library clusters they lead to when ``snap`` (sizes within ``snap_width``,
+    a fraction). When none is physical, ``snap`` still refines the library clusters near the atom counts of the
     ``n_refine`` finite decoded clusters that fit best before refinement (a model can get the size right and the
     geometry wrong).
 
     Raises:
-        ValueError: ``n_refine`` < 1, ``snap`` without a classifier, no physical decoded cluster (without ``snap``),
-            or nothing to refine.
+        ValueError: ``n_refine`` < 1, ``snap_width`` < 0, ``snap`` without a classifier, no physical decoded cluster
+            (without ``snap``), or nothing to refine.
     """
     if n_refine < 1:
         raise ValueError(f"n_refine must be >= 1, got {n_refine}")
+    if not snap_width >= 0:
+        raise ValueError(f"snap_width must be >= 0, got {snap_width}")
     if snap and classifier is None:
         raise ValueError("snapping to the library needs a motif classifier")
     clock = Clock()
@@ -143,11 +154,12 @@ def screen_and_rank(target: Target, propose, method: str, *, n_refine: int = 50,
         raise ValueError(f"{method}: none of the decoded clusters is free of atoms closer than {MIN_DISTANCE} "
                          "Angstrom")
     if snap:
-        library = classifier.snap_clusters(kept, {len(atoms) for atoms in sized})
+        library = classifier.snap_clusters(kept, sizes_within({len(atoms) for atoms in sized}, snap_width))
         for atoms in library:
             atoms.info["method"] = f"{method}+library"
         kept = kept + library
     if not kept:
         raise ValueError(f"{method}: no decoded cluster is free of atoms closer than {MIN_DISTANCE} Angstrom, and no "
-                         f"library cluster has their atom counts {sorted({len(a) for a in sized})}")
+                         f"library cluster has an atom count within {snap_width:.0%} of theirs "
+                         f"{sorted({len(a) for a in sized})}")
     return rank_candidates(target, kept, method, polish=polish, chunk_size=chunk_size, seconds=clock.seconds)
