@@ -35,7 +35,7 @@ from .ranking import POLISH, RankedCandidates, rank_candidates
 #: Decoded clusters with a pair of atoms closer than this are dropped [Angstrom].
 MIN_DISTANCE = 1.5
 #: Snapping adds the library clusters whose atom count is within this fraction of a refined sample's.
-SNAP_WIDTH = 0.05
+SNAP_WIDTH = 0.1
 
 
 @functools.lru_cache(maxsize=8)
