@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "refines the whole library); --no-snap: the model's own clusters only")
     group.add_argument("--snap-width", type=float, default=SNAP_WIDTH, metavar="F",
                        help="snap: library clusters whose atom count is within this fraction of a refined sample's "
-                            "are refined too (0: the same counts only)")
+                            "(and at least 8 atoms either side) are refined too (0: the same counts only)")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -106,7 +106,8 @@ def describe(args: argparse.Namespace, elements) -> str:
     sampled += f", {elements[0]}"
     if args.method not in GENERATIVE:
         return f"{library}; {sampled}"
-    return sampled + (f", snapped to the library (atom counts within {args.snap_width:.0%})" if args.snap else "")
+    return sampled + (f", snapped to the library (atom counts within {args.snap_width:.0%}, >= 8 atoms)"
+                      if args.snap else "")
 
 
 def libraries_read(args: argparse.Namespace, elements) -> list[tuple[str, ...]]:
