@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                            parents=[solve_options], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                            description="Refine every cluster of a motif library (fcc, bcc, sc, hcp, stacking-faulted, "
                                        "icosahedral, decahedral, octahedral) against each measured PDF - scale, "
-                                       "expansion and U_iso, then delta2 too for the best few - and rank the fits by Rwp. The library is built once per "
-                                       "element set and size range and cached ($PDFSOLVE_CACHE, default "
-                                       "~/.cache/pdfsolve).")
+                                       "expansion and U_iso, then delta2 too for the best few - and rank the fits by "
+                                       "Rwp. The library is built once per element set and size range and cached "
+                                       "($PDFSOLVE_CACHE, default ~/.cache/pdfsolve).")
     solve.add_argument("inputs", nargs="+", metavar="INPUT.gr", help="measured PDF file(s) G(r)")
     solve.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                        help="output directory; results of each input go to OUTDIR/<input stem>/")
@@ -244,7 +244,8 @@ def _cmd_example(args: argparse.Namespace) -> None:
 def _print_summary(summary: dict, out: Path) -> None:
     stages = ", ".join(f"{stage} {t:.2f}" for stage, t in summary["seconds"].items())
     print(f"  {summary['n_candidates']} candidates refined -> {out} (seconds: {stages})")
-    print(f"  {'rank':>4s} {'motif':14s} {'N':>5s} {'El':3s} {'Rwp':>7s} {'scale':>8s} {'expansion':>9s} {'uiso':>8s} {'delta2':>6s}")
+    print(f"  {'rank':>4s} {'motif':14s} {'N':>5s} {'El':3s} {'Rwp':>7s} {'scale':>8s} {'expansion':>9s} {'uiso':>8s} "
+          f"{'delta2':>6s}")
     for row in summary["top"]:
         print(f"  {row['rank']:>4d} {str(row['motif'])[:14]:14s} {row['n_atoms']:>5d} {row['element']:3s} "
               f"{float(row['rwp']):7.3f} {float(row['scale']):8.4g} {float(row['expansion']):9.4f} "

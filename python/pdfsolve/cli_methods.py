@@ -57,9 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--snap", action=argparse.BooleanOptionalAction, default=True,
                        help="generative methods: also refine the library clusters the refined samples lead "
                             "to, the nearest to each and all of atom counts within --snap-width of theirs (a hybrid "
-                            "with mining; those "
-                            "candidates' method reads e.g. 'deepstruc+library'; not with 'all', whose mining "
-                            "refines the whole library); --no-snap: the model's own clusters only")
+                            "with mining; those candidates' method reads e.g. 'deepstruc+library'; not with 'all', "
+                            "whose mining refines the whole library); --no-snap: the model's own clusters only")
     group.add_argument("--snap-width", type=float, default=SNAP_WIDTH, metavar="F",
                        help="snap: library clusters whose atom count is within this fraction of a refined sample's "
                             "(and at least 8 atoms either side) are refined too (0: the same counts only)")

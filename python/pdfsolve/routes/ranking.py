@@ -153,7 +153,8 @@ def write_outputs(result: RankedCandidates, out_dir, top: int = 5) -> dict:
             "rank": rank, "method": atoms.info.get("method", result.method), "motif": atoms.info.get("motif", ""), "n_atoms": len(atoms),
             "element": "".join(sorted(set(atoms.get_chemical_symbols()))), "rwp": f"{float(ref.rwp[k]):.6f}",
             "scale": f"{float(ref.scale[k]):.6g}", "expansion": f"{float(ref.expansion[k]):.6f}",
-            "uiso": f"{float(ref.uiso[k]):.6g}", "delta2": f"{float(ref.delta2[k]):.6g}", "file": f"rank_{rank:02d}.xyz" if rank <= top else "",
+            "uiso": f"{float(ref.uiso[k]):.6g}", "delta2": f"{float(ref.delta2[k]):.6g}",
+            "file": f"rank_{rank:02d}.xyz" if rank <= top else "",
         })
     with open(out / "candidates.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
