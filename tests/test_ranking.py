@@ -5,7 +5,7 @@ import torch
 
 from pdfsolve import PDFParameters, simulate_pdf
 from pdfsolve.refine import refine
-from pdfsolve.routes.ranking import rank_candidates
+from pdfsolve.routes.ranking import POLISH_MAX_ITER, POLISH_TOL, rank_candidates
 from pdfsolve.structures import motifs
 from pdfsolve.target import Target
 
@@ -44,7 +44,8 @@ def test_polished_rows_are_a_delta2_refinement_and_the_others_are_kept(octahedra
     plain = rank_candidates(target_140, octahedra, "test", polish=0).refinement
     polished = rank_candidates(target_140, octahedra, "test", polish=2).refinement
     top2 = torch.argsort(plain.rwp)[:2]
-    direct = refine([octahedra[k] for k in top2], target_140, refine_delta2=True)
+    direct = refine([octahedra[k] for k in top2], target_140, refine_delta2=True, max_iter=POLISH_MAX_ITER,
+                    tol=POLISH_TOL)
     for name in ("rwp", "delta2", "scale", "expansion", "uiso"):
         torch.testing.assert_close(getattr(polished, name)[top2], getattr(direct, name))
     n = len(octahedra[top2[0]])
