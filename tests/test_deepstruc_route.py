@@ -207,7 +207,8 @@ def test_snapping_adds_the_nearest_library_clusters_and_those_of_the_same_size(i
     near = [i for i, atoms in enumerate(library) if len(atoms) != 13]
     sizes = Counter(len(a) for a in widened.candidates)
     assert near and sizes == Counter(len(a) for a in snapped.candidates) + Counter(len(library[i]) for i in near)
-    assert widened.ranked_structure(0).info["rwp"] == pytest.approx(best.info["rwp"])
+    # the same best cluster; the polish stops at a relative gain of 1e-5, so Rwp agrees to about that
+    assert widened.ranked_structure(0).info["rwp"] == pytest.approx(best.info["rwp"], rel=1e-4)
     with pytest.raises(ValueError, match="snap_width"):
         solve(target, decoding(rattled), k=2, element="Pt", classifier=classifier, snap=True, snap_width=-0.1)
 
