@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--method, the library options (--element, --min-atoms, --max-atoms) and DeepStruc's settings (the parser
     shows defaults with ``argparse.ArgumentDefaultsHelpFormatter``)."""
     from .routes.ranking import POLISH
-    from .routes.sampling import SNAP_WIDTH
+    from .routes.sampling import SNAP_MIN_ATOMS, SNAP_WIDTH
 
     group = parser.add_argument_group("method")
     group.add_argument("--method", choices=METHODS, default="mine",
@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "whose mining refines the whole library); --no-snap: the model's own clusters only")
     group.add_argument("--snap-width", type=float, default=SNAP_WIDTH, metavar="F",
                        help="snap: library clusters whose atom count is within this fraction of a refined sample's "
-                            "(and at least 8 atoms either side) are refined too (0: the same counts only)")
+                            f"(and at least {SNAP_MIN_ATOMS} atoms either side) are refined too (0: the same counts "
+                            "only)")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -92,6 +93,8 @@ def default_elements(args: argparse.Namespace, composition: str | None) -> list[
 
 def describe(args: argparse.Namespace, elements) -> str:
     """One line naming the method and its settings."""
+    from .routes.sampling import SNAP_MIN_ATOMS
+
     library = f"library {'/'.join(elements)}, {args.min_atoms}-{args.max_atoms} atoms"
     if args.method == "mine":
         return library
@@ -105,8 +108,8 @@ def describe(args: argparse.Namespace, elements) -> str:
     sampled += f", {elements[0]}"
     if args.method not in GENERATIVE:
         return f"{library}; {sampled}"
-    return sampled + (f", snapped to the library (atom counts within {args.snap_width:.0%}, >= 8 atoms)"
-                      if args.snap else "")
+    return sampled + (f", snapped to the library (atom counts within {args.snap_width:.0%}, >= {SNAP_MIN_ATOMS} "
+                      "atoms)" if args.snap else "")
 
 
 def libraries_read(args: argparse.Namespace, elements) -> list[tuple[str, ...]]:

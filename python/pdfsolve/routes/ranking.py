@@ -7,8 +7,8 @@ the same files for every route.
 
 Why the polish: correlated motion (delta2) sharpens the near-neighbour peaks of a measured PDF. Without it, a
 cluster a few atoms smaller or larger than the true one (whose peak heights differ a little) often fits better; with
-it, the true size wins (docs/refinement.md). Refining delta2 costs one engine call per candidate and iteration,
-so only the ``polish`` best candidates of the first refinement get it.
+it, the true size wins (docs/refinement.md). Refining delta2 costs engine calls in every iteration, one per distinct
+delta2 value (so about one per candidate), so only the ``polish`` best candidates of the first refinement get it.
 """
 from __future__ import annotations
 
@@ -98,6 +98,11 @@ def rank_candidates(target: Target, candidates, method: str, *, polish: int = PO
     return RankedCandidates(target, candidates, result, order, method, seconds)
 
 
+def _padded(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, N, 3) refined positions padded with zero atoms to (B, width, 3)."""
+    return torch.nn.functional.pad(positions, (0, 0, 0, width - positions.shape[1]))
+
+
 def _with_rows(result: RefinementResult, index: torch.Tensor, other: RefinementResult) -> RefinementResult:
     """``result`` with row ``index[j]`` replaced by row j of ``other`` where that row's Rwp is lower."""
     better = other.rwp < result.rwp[index]
@@ -108,7 +113,7 @@ def _with_rows(result: RefinementResult, index: torch.Tensor, other: RefinementR
             continue
         column, replacement = getattr(result, item.name).clone(), getattr(other, item.name)[rows]
         if item.name == "positions":  # other's clusters are padded to its own widest
-            replacement = torch.nn.functional.pad(replacement, (0, 0, 0, column.shape[1] - replacement.shape[1]))
+            replacement = _padded(replacement, column.shape[1])
         column[index] = replacement.to(column.dtype)
         values[item.name] = column
     return RefinementResult(**values)
@@ -121,7 +126,7 @@ def _concatenated(refinements: list[RefinementResult]) -> RefinementResult:
     for item in dataclasses.fields(RefinementResult):
         parts = [getattr(ref, item.name) for ref in refinements]
         if item.name == "positions":
-            parts = [torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in parts]
+            parts = [_padded(p, width) for p in parts]
         values[item.name] = (sum(parts) if item.name == "engine_calls" else parts[0] if item.name == "r"
                              else torch.cat(parts))
     return RefinementResult(**values)
